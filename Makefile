@@ -1,0 +1,33 @@
+# Two set-up commands for a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU wheel of torch pinned for this environment; users elsewhere may use any torch >= 2.4.
+TORCH ?= torch==2.13.0
+export MLPLAB_DATA_DIR ?= $(abspath ../shared/data)
+
+.PHONY: venv install install-test demo test bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e .
+
+install-test: install
+	$(BIN)/pip install -q -e ".[test]"
+
+demo: install
+	$(BIN)/mlplab reproduce --out reports/tutorial
+
+test: install-test
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

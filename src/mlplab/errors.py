@@ -1,0 +1,26 @@
+"""Errors a user can cause and fix: the CLI prints them as one line and exits non-zero.
+
+Anything else that escapes is a bug in mlplab and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class MlplabError(Exception):
+    """Base of every user-facing error (bad input, missing data, corrupt file)."""
+
+
+class DataError(MlplabError, ValueError):
+    """A dataset could not be found, fetched, or read (names the file and the problem)."""
+
+
+class ConfigError(MlplabError, ValueError):
+    """A model or training configuration is invalid (names the key and the value)."""
+
+
+class ModelFileError(MlplabError, ValueError):
+    """A saved model or run directory is missing, corrupt, or not safe to load."""
+
+
+class TrainingError(MlplabError):
+    """Training could not go on (for example a non-finite loss)."""

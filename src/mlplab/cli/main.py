@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from mlplab.errors import MlplabError
@@ -25,22 +24,24 @@ _data.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the exit status instead of raising (tests call this directly)."""
+    """Run the CLI and return its exit status (tests call this with an argument list)."""
     try:
-        app(args=argv, prog_name="mlplab", standalone_mode=False)
+        app(args=argv, prog_name="mlplab")
+    except SystemExit as exc:  # typer's standalone mode reports usage errors and --help this way
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except MlplabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except (click.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
+def run() -> None:
+    """Console-script entry point."""
     sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

@@ -1,0 +1,11 @@
+"""The model: its description, the torch module built from it, its summary and its cost."""
+
+from mlplab.model.build import MLP, build_model
+from mlplab.model.flops import forward_flops, training_flops, training_flops_per_sample
+from mlplab.model.spec import BatchNorm, Dense, Dropout, ModelSpec, Output
+from mlplab.model.summary import ModelSummary, summarize
+
+__all__ = [
+    "MLP", "BatchNorm", "Dense", "Dropout", "ModelSpec", "ModelSummary", "Output", "build_model",
+    "forward_flops", "summarize", "training_flops", "training_flops_per_sample",
+]

@@ -1,0 +1,94 @@
+"""Building a torch module from a model description, initialised as Keras initialises.
+
+The module returns logits; the output activation is applied by `predict_proba`, so that
+cross-entropy can always be computed stably from logits (as Keras does when the last layer
+says softmax).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mlplab.model.spec import BatchNorm, Dense, Dropout, ModelSpec
+
+_ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "elu": nn.ELU,
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),  # Keras 3's default negative slope
+    "softmax": lambda: nn.Softmax(dim=1),
+}
+
+
+class MLP(nn.Module):
+    """A stack of Dense / Dropout / BatchNorm layers and an output layer with one unit per class."""
+
+    def __init__(self, spec: ModelSpec, num_features: int, num_classes: int) -> None:
+        super().__init__()
+        if num_features < 1:
+            raise ValueError(f"num_features must be a positive integer, got {num_features}")
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        self.spec = spec
+        self.num_features = num_features
+        self.num_classes = num_classes
+        layers: list[nn.Module] = []
+        width = num_features
+        for layer in spec.layers:
+            if isinstance(layer, Dense):
+                layers.append(nn.Linear(width, layer.units, bias=layer.use_bias))
+                if layer.activation != "linear":
+                    layers.append(_ACTIVATIONS[layer.activation]())
+                width = layer.units
+            elif isinstance(layer, Dropout):
+                layers.append(nn.Dropout(layer.rate))
+            elif isinstance(layer, BatchNorm):
+                # torch's momentum weighs the new batch; Keras's weighs the running average.
+                layers.append(nn.BatchNorm1d(width, eps=layer.epsilon, momentum=1.0 - layer.momentum))
+        layers.append(nn.Linear(width, num_classes))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+    def output_activation(self, outputs: torch.Tensor) -> torch.Tensor:
+        activation = self.spec.output.activation
+        if activation == "softmax":
+            return torch.softmax(outputs, dim=1)
+        if activation == "sigmoid":
+            return torch.sigmoid(outputs)
+        return outputs
+
+    @torch.inference_mode()
+    def predict_proba(self, x: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
+        """Class scores after the output activation, computed in eval mode in large batches."""
+        was_training = self.training
+        self.eval()
+        try:
+            parts = [self.output_activation(self(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+        finally:
+            self.train(was_training)
+        return torch.cat(parts) if parts else torch.empty(0, self.num_classes)
+
+
+def build_model(
+    spec: ModelSpec, num_features: int = 784, num_classes: int = 10, *, seed: int | None = 0
+) -> MLP:
+    """Build and initialise an MLP: Glorot-uniform kernels and zero biases (Keras's defaults)."""
+    model = MLP(spec, num_features, num_classes)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    init_keras_style(model, generator)
+    return model
+
+
+@torch.no_grad()
+def init_keras_style(model: nn.Module, generator: torch.Generator | None = None) -> None:
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight, generator=generator)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)

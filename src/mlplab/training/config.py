@@ -1,0 +1,181 @@
+"""The training section of a config: loss, optimizer, schedule, batching, early stopping.
+
+Optimizer defaults are Keras's, so that numbers from Keras tutorials carry over.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Tagged(_Strict):
+    """A member of a tagged union: its tag counts as set, so `exclude_unset` dumps re-validate."""
+
+    def model_post_init(self, context: object) -> None:
+        self.__pydantic_fields_set__.add("name")
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError(f"must be positive, got {value}")
+    return value
+
+
+def _unit_interval(value: float) -> float:
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"must be in [0, 1), got {value}")
+    return value
+
+
+class RMSprop(_Tagged):
+    name: Literal["rmsprop"] = "rmsprop"
+    learning_rate: float = 1e-3
+    rho: float = 0.9
+    momentum: float = 0.0
+    epsilon: float = 1e-7
+    weight_decay: float = 0.0
+
+    _lr = field_validator("learning_rate", "epsilon")(_positive)
+    _rho = field_validator("rho", "momentum")(_unit_interval)
+
+
+class Adam(_Tagged):
+    name: Literal["adam"] = "adam"
+    learning_rate: float = 1e-3
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
+    weight_decay: float = 0.0
+
+    _lr = field_validator("learning_rate", "epsilon")(_positive)
+    _betas = field_validator("beta_1", "beta_2")(_unit_interval)
+
+
+class AdamW(_Tagged):
+    name: Literal["adamw"] = "adamw"
+    learning_rate: float = 1e-3
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
+    weight_decay: float = 0.004  # Keras's AdamW default
+
+    _lr = field_validator("learning_rate", "epsilon")(_positive)
+    _betas = field_validator("beta_1", "beta_2")(_unit_interval)
+
+
+class SGD(_Tagged):
+    name: Literal["sgd"] = "sgd"
+    learning_rate: float = 1e-2
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+
+    _lr = field_validator("learning_rate")(_positive)
+    _momentum = field_validator("momentum")(_unit_interval)
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> "SGD":
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("nesterov = true needs momentum > 0")
+        return self
+
+
+Optimizer = Annotated[Union[RMSprop, Adam, AdamW, SGD], Field(discriminator="name")]
+
+
+class Schedule(_Strict):
+    """Learning rate over epochs: constant, step (×gamma every step_size epochs), cosine, one_cycle."""
+
+    name: Literal["constant", "step", "cosine", "one_cycle"] = "constant"
+    step_size: int = 10
+    gamma: float = 0.1
+    min_learning_rate: float = 0.0
+    max_learning_rate: float | None = None  # one_cycle peak; defaults to 10x the optimizer's rate
+    warmup_fraction: float = 0.3
+
+    @field_validator("step_size")
+    @classmethod
+    def _step_positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be a positive integer, got {value}")
+        return value
+
+    _gamma = field_validator("gamma")(_positive)
+    _warmup = field_validator("warmup_fraction")(_unit_interval)
+
+
+class EarlyStopping(_Strict):
+    """Stop when `monitor` has not improved by `min_delta` for `patience` epochs.
+
+    restore_best_weights defaults to true (unlike Keras): the kept model is then the one the
+    validation data preferred, and the run records which epoch that was.
+    """
+
+    monitor: str = "val_loss"
+    mode: Literal["auto", "min", "max"] = "auto"
+    patience: int = 3
+    min_delta: float = 0.0
+    restore_best_weights: bool = True
+
+    @field_validator("patience")
+    @classmethod
+    def _patience_non_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"must be >= 0, got {value}")
+        return value
+
+    @field_validator("min_delta")
+    @classmethod
+    def _delta_non_negative(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError(f"must be >= 0, got {value}")
+        return value
+
+    @property
+    def resolved_mode(self) -> Literal["min", "max"]:
+        if self.mode != "auto":
+            return self.mode
+        return "max" if "acc" in self.monitor else "min"
+
+
+class TrainingConfig(_Strict):
+    loss: Literal["categorical_crossentropy", "mean_squared_error"] = "categorical_crossentropy"
+    optimizer: Optimizer = RMSprop()
+    schedule: Schedule = Schedule()
+    batch_size: int = 32
+    epochs: int = 1
+    shuffle: bool = True
+    seed: int = 0
+    validation_split: float = 0.1
+    early_stopping: EarlyStopping | None = None
+
+    @field_validator("batch_size", "epochs")
+    @classmethod
+    def _count_positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be a positive integer, got {value}")
+        return value
+
+    @field_validator("seed")
+    @classmethod
+    def _seed_non_negative(cls, value: int) -> int:
+        if not 0 <= value < 2**63:
+            raise ValueError(f"must be in [0, 2**63), got {value}")
+        return value
+
+    _split = field_validator("validation_split")(_unit_interval)
+
+    @model_validator(mode="after")
+    def _monitor_needs_validation(self) -> "TrainingConfig":
+        es = self.early_stopping
+        if es is not None and es.monitor.startswith("val_") and self.validation_split == 0:
+            raise ValueError(
+                f"early_stopping.monitor = {es.monitor!r} needs validation data, but validation_split = 0"
+            )
+        return self

@@ -1,0 +1,51 @@
+"""Device and precision, decided once and passed down: the training loop never asks."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from mlplab.errors import ConfigError
+
+Precision = Literal["fp32", "bf16"]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where tensors live and which precision the matrix products use."""
+
+    device: torch.device
+    precision: Precision = "fp32"
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def describe(self) -> str:
+        return f"{self.device.type} ({self.precision}, {torch.get_num_threads()} threads)"
+
+
+def cpu_has_bf16_units() -> bool:
+    """True when the CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX); otherwise bf16 is emulated."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def resolve_runtime(device: str = "auto", precision: str = "fp32") -> Runtime:
+    if precision not in ("fp32", "bf16"):
+        raise ConfigError(f"precision must be fp32 or bf16, got {precision!r}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ConfigError(f"device must be auto, cpu or cuda, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device cuda was asked for, but torch sees no CUDA GPU (use --device cpu or auto)")
+    return Runtime(torch.device(device), precision)  # type: ignore[arg-type]

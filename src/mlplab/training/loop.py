@@ -1,0 +1,199 @@
+"""The training loop: fit → run_epoch → train_step / evaluate.
+
+The data are tensors on the training device; each epoch draws a permutation and indexes
+batches out of it (no DataLoader: for MLPs its per-batch Python work costs more than the
+arithmetic). Metrics are summed on the device and read once per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mlplab.errors import ConfigError
+from mlplab.model.build import MLP
+from mlplab.training.callbacks import Callback, RunningMetrics
+from mlplab.training.checkpoint import load_checkpoint
+from mlplab.training.config import TrainingConfig
+from mlplab.training.device import Runtime, resolve_runtime
+from mlplab.training.history import History
+from mlplab.training.interrupt import stop_on_signals
+from mlplab.training.losses import make_loss
+from mlplab.training.optim import learning_rate_at, make_optimizer, set_learning_rate
+from mlplab.training.state import TrainingState
+
+ArrayPair = tuple[Any, Any]
+
+
+def as_tensors(pair: ArrayPair, runtime: Runtime, num_features: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features as float32 (N, F) and labels as int64 (N,) on the runtime's device."""
+    x, y = pair
+    x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x)
+    y = torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y)
+    if x.dtype == torch.uint8:
+        raise ValueError("features are uint8 images: flatten and scale them first (mlplab.data.preprocess.flatten_scale)")
+    x = x.reshape(len(x), -1).to(runtime.device, torch.float32)
+    y = y.to(runtime.device, torch.int64)
+    if y.ndim == 2:  # one-hot labels, as the tutorial prepares them
+        y = y.argmax(dim=1)
+    if len(x) != len(y):
+        raise ValueError(f"features and labels differ in length: {len(x)} vs {len(y)}")
+    if num_features is not None and x.shape[1] != num_features:
+        raise ValueError(f"the model expects {num_features} features, the data have {x.shape[1]}")
+    return x.contiguous(), y.contiguous()
+
+
+def fit(
+    model: MLP,
+    config: TrainingConfig,
+    train: ArrayPair,
+    validation: ArrayPair | None = None,
+    *,
+    callbacks: Sequence[Callback] = (),
+    runtime: Runtime | None = None,
+    resume_from: str | Path | None = None,
+) -> History:
+    """Train `model` in place and return its history (one row per epoch).
+
+    Callbacks run in the order given; `mlplab.training.standard_callbacks` builds the usual set
+    (NaN guard, early stopping, checkpoint, progress). With `resume_from`, training continues
+    from a checkpoint exactly as if it had never stopped.
+    """
+    runtime = runtime or resolve_runtime()
+    model.to(runtime.device)
+    x, y = as_tensors(train, runtime, model.num_features)
+    val = as_tensors(validation, runtime, model.num_features) if validation is not None else None
+    if len(x) == 0:
+        raise ValueError("the training set is empty")
+    if int(y.max()) >= model.num_classes or int(y.min()) < 0:
+        raise ValueError(f"labels must be in [0, {model.num_classes}), got range [{int(y.min())}, {int(y.max())}]")
+    es = config.early_stopping
+    if es is not None and es.monitor.startswith("val_") and val is None:
+        raise ConfigError(f"early_stopping.monitor = {es.monitor!r} needs validation data")
+    callbacks = list(callbacks)
+    state = TrainingState(
+        model=model,
+        optimizer=make_optimizer(model.parameters(), config.optimizer),
+        config=config,
+        runtime=runtime,
+        loss_fn=make_loss(config.loss, model.spec.output.activation),
+        history=History(),
+        generator=torch.Generator().manual_seed(config.seed),
+        steps_per_epoch=math.ceil(len(x) / config.batch_size),
+    )
+    # Dropout draws from torch's global generator: seed it here, inside a fork so that the
+    # caller's random state is left as it was.
+    with torch.random.fork_rng(devices=[]), stop_on_signals(state):
+        torch.manual_seed(config.seed)
+        if resume_from is not None:
+            load_checkpoint(Path(resume_from), state, callbacks)
+        for callback in callbacks:
+            callback.on_train_begin(state)
+        while state.epoch < config.epochs and not state.stop_training and not state.interrupted:
+            row = run_epoch(state, x, y, val, callbacks)
+            if row is None:
+                break
+            for callback in callbacks:
+                callback.on_epoch_end(state, row)
+        state.history.stop_reason = state.stop_reason
+        state.history.interrupted = state.interrupted
+        for callback in callbacks:
+            callback.on_train_end(state)
+    return state.history
+
+
+def run_epoch(
+    state: TrainingState,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    validation: tuple[torch.Tensor, torch.Tensor] | None,
+    callbacks: Sequence[Callback],
+) -> dict[str, Any] | None:
+    """One pass over the training data; None when a signal interrupted it."""
+    for callback in callbacks:
+        callback.on_epoch_begin(state)
+    config, n = state.config, len(x)
+    start = time.perf_counter()
+    order = torch.randperm(n, generator=state.generator) if config.shuffle else torch.arange(n)
+    order = order.to(state.runtime.device)
+    running = RunningMetrics(state.runtime.device)
+    base_lr = config.optimizer.learning_rate
+    lr = base_lr
+    state.model.train()
+    for batch in range(state.steps_per_epoch):
+        if config.schedule.name != "constant":
+            lr = learning_rate_at(config.schedule, base_lr, state.step, state.steps_per_epoch, state.total_steps)
+            set_learning_rate(state.optimizer, lr)
+        index = order[batch * config.batch_size : (batch + 1) * config.batch_size]
+        loss, correct = train_step(state, x[index], y[index])
+        running.update(loss, correct, len(index))
+        state.step += 1
+        for callback in callbacks:
+            callback.on_batch_end(state, batch + 1, running)
+        if state.interrupted:
+            return None
+    row: dict[str, Any] = {"epoch": state.epoch + 1, **running.values()}
+    if validation is not None:
+        scores = evaluate(state.model, validation, loss=config.loss, runtime=state.runtime)
+        row.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
+    seconds = time.perf_counter() - start
+    row.update(lr=lr, seconds=seconds, samples_per_s=n / seconds)
+    state.epoch += 1
+    state.history.append(row)
+    return row
+
+
+def train_step(state: TrainingState, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward, backward and update on one batch; returns (mean loss, number correct) as tensors."""
+    with state.runtime.autocast():
+        outputs = state.model(x)
+    loss = state.loss_fn(outputs.float(), y, "mean")
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    state.optimizer.step()
+    return loss.detach(), (outputs.detach().argmax(dim=1) == y).sum()
+
+
+@torch.inference_mode()
+def predict_outputs(model: MLP, x: torch.Tensor, runtime: Runtime, batch_size: int = 8192) -> torch.Tensor:
+    """Raw outputs (logits) in eval mode, in large batches."""
+    was_training = model.training
+    model.eval()
+    try:
+        with runtime.autocast():
+            parts = [model(x[i : i + batch_size]).float() for i in range(0, len(x), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(parts) if parts else torch.empty(0, model.num_classes, device=x.device)
+
+
+def evaluate(
+    model: MLP,
+    data: ArrayPair,
+    *,
+    loss: str = "categorical_crossentropy",
+    runtime: Runtime | None = None,
+    per_class: bool = False,
+) -> dict[str, Any]:
+    """Loss and accuracy on `data` (and accuracy per class). Deterministic for a given machine."""
+    runtime = runtime or resolve_runtime()
+    model.to(runtime.device)
+    x, y = as_tensors(data, runtime, model.num_features)
+    if len(x) == 0:
+        raise ValueError("cannot evaluate on an empty set")
+    outputs = predict_outputs(model, x, runtime)
+    loss_fn = make_loss(loss, model.spec.output.activation)
+    total = float(loss_fn(outputs, y, "sum").double())
+    predicted = outputs.argmax(dim=1)
+    scores: dict[str, Any] = {"loss": total / len(x), "accuracy": float((predicted == y).double().mean())}
+    if per_class:
+        hits = torch.bincount(y[predicted == y], minlength=model.num_classes).double()
+        counts = torch.bincount(y, minlength=model.num_classes).double()
+        scores["per_class_accuracy"] = (hits / counts.clamp(min=1)).tolist()
+    return scores

@@ -1,0 +1,66 @@
+"""Optimizers with Keras's defaults and formulas, and learning-rate schedules by step."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+
+from mlplab.training.config import SGD, Adam, AdamW, Optimizer, RMSprop, Schedule
+
+
+def _fused_kwargs(params: list[torch.Tensor]) -> dict:
+    # One fused kernel per step instead of a loop of small ops per tensor; available on CPU and CUDA
+    # in torch >= 2.4 for Adam, AdamW and SGD.
+    return {"fused": True} if all(p.dtype == torch.float32 for p in params) else {}
+
+
+def make_optimizer(parameters: Iterable[torch.Tensor], config: Optimizer) -> torch.optim.Optimizer:
+    params = [p for p in parameters if p.requires_grad]
+    if isinstance(config, RMSprop):
+        # Keras and torch share RMSprop's update (epsilon outside the square root); Keras's rho is torch's alpha.
+        return torch.optim.RMSprop(
+            params, lr=config.learning_rate, alpha=config.rho, eps=config.epsilon,
+            momentum=config.momentum, weight_decay=config.weight_decay, foreach=True,
+        )
+    if isinstance(config, Adam):
+        return torch.optim.Adam(
+            params, lr=config.learning_rate, betas=(config.beta_1, config.beta_2), eps=config.epsilon,
+            weight_decay=config.weight_decay, **_fused_kwargs(params),
+        )
+    if isinstance(config, AdamW):
+        return torch.optim.AdamW(
+            params, lr=config.learning_rate, betas=(config.beta_1, config.beta_2), eps=config.epsilon,
+            weight_decay=config.weight_decay, **_fused_kwargs(params),
+        )
+    if isinstance(config, SGD):
+        return torch.optim.SGD(
+            params, lr=config.learning_rate, momentum=config.momentum, nesterov=config.nesterov,
+            weight_decay=config.weight_decay, **_fused_kwargs(params),
+        )
+    raise ValueError(f"unknown optimizer {config!r}")
+
+
+def learning_rate_at(schedule: Schedule, base_lr: float, step: int, steps_per_epoch: int, total_steps: int) -> float:
+    """The learning rate for optimizer step `step` (0-based) of `total_steps`."""
+    if schedule.name == "constant":
+        return base_lr
+    if schedule.name == "step":
+        return base_lr * schedule.gamma ** (step // (schedule.step_size * steps_per_epoch))
+    progress = min(step / max(total_steps - 1, 1), 1.0)
+    if schedule.name == "cosine":
+        return schedule.min_learning_rate + (base_lr - schedule.min_learning_rate) * 0.5 * (1 + math.cos(math.pi * progress))
+    # one_cycle: linear warm-up to the peak, then cosine annealing down to min_learning_rate.
+    peak = schedule.max_learning_rate or 10 * base_lr
+    start = peak / 25
+    warm = schedule.warmup_fraction
+    if progress < warm:
+        return start + (peak - start) * progress / warm
+    rest = (progress - warm) / (1 - warm)
+    return schedule.min_learning_rate + (peak - schedule.min_learning_rate) * 0.5 * (1 + math.cos(math.pi * rest))
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr

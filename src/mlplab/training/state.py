@@ -1,0 +1,35 @@
+"""Everything a training run is made of at an epoch boundary, so it can be saved and resumed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from mlplab.model.build import MLP
+from mlplab.training.config import TrainingConfig
+from mlplab.training.device import Runtime
+from mlplab.training.history import History
+from mlplab.training.losses import LossFn
+
+
+@dataclass
+class TrainingState:
+    model: MLP
+    optimizer: torch.optim.Optimizer
+    config: TrainingConfig
+    runtime: Runtime
+    loss_fn: LossFn
+    history: History
+    generator: torch.Generator  # shuffling; dropout draws from torch's global generator (seeded in fit)
+    steps_per_epoch: int
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken
+    stop_training: bool = False  # set by callbacks to stop after the current epoch
+    stop_reason: str | None = None
+    interrupted: str | None = None  # name of the signal that interrupted training mid-epoch
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.config.epochs

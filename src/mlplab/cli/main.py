@@ -19,8 +19,11 @@ app = typer.Typer(
 
 # Command groups register themselves on `app`; see each module.
 from mlplab.cli import data as _data  # noqa: E402
+from mlplab.cli import model as _model  # noqa: E402
+from mlplab.cli import train as _train  # noqa: E402
 
-_data.register(app)
+for _group in (_data, _model, _train):
+    _group.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -88,6 +88,10 @@ class Checkpoint(Callback):
         self.path = Path(path)
         self.callbacks = callbacks  # whose state goes into the file (all of fit's callbacks)
 
+    def on_train_begin(self, state: TrainingState) -> None:
+        if state.epoch == 0:  # so that even an interruption during the first epoch can be resumed
+            save_checkpoint(self.path, state, self.callbacks)
+
     def on_epoch_end(self, state: TrainingState, row: dict[str, Any]) -> None:
         if state.extras.get("non_finite"):
             return  # the optimizer's moments are poisoned; keep the last good checkpoint

@@ -111,10 +111,13 @@ def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
     parts = _split_key(dotted)
     node: Any = raw
     for i, part in enumerate(parts[:-1]):
-        nxt = node[part] if isinstance(part, int) else node.get(part)
-        if nxt is None:
-            if isinstance(part, int):
+        if isinstance(part, int):
+            if not isinstance(node, list) or part >= len(node):
                 raise ConfigError(f"--set {dotted}: no such key")
+            nxt = node[part]
+        else:
+            nxt = node.get(part)
+        if nxt is None:
             nxt = {}
             node[part] = nxt
         node = nxt

@@ -79,7 +79,8 @@ def build_model(
     spec: ModelSpec, num_features: int = 784, num_classes: int = 10, *, seed: int | None = 0
 ) -> MLP:
     """Build and initialise an MLP: Glorot-uniform kernels and zero biases (Keras's defaults)."""
-    model = MLP(spec, num_features, num_classes)
+    with torch.random.fork_rng(devices=[]):  # torch's own default init would consume the caller's random state
+        model = MLP(spec, num_features, num_classes)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     init_keras_style(model, generator)
     return model

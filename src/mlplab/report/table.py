@@ -1,0 +1,180 @@
+"""The comparison table: one row per model (aggregated over seeds) → CSV, JSON, Markdown and text."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from mlplab.report.results import RunResult, group_by_model
+from mlplab.report.stats import summarize
+
+# (key, header) of the flat row, in table order
+COLUMNS = (
+    ("model", "model"),
+    ("seeds", "seeds"),
+    ("params", "params"),
+    ("train_flops", "training FLOPs"),
+    ("epochs_run", "epochs run"),
+    ("best_epoch", "epoch kept"),
+    ("wall_seconds", "wall s"),
+    ("samples_per_s", "samples/s"),
+    ("test_loss", "test loss"),
+    ("test_accuracy", "test acc"),
+    ("test_accuracy_std", "test acc std"),
+    ("test_accuracy_ci_low", "test acc 95% CI low"),
+    ("test_accuracy_ci_high", "test acc 95% CI high"),
+    ("epochs_run_std", "epochs run std"),
+    ("epochs_run_ci_low", "epochs run 95% CI low"),
+    ("epochs_run_ci_high", "epochs run 95% CI high"),
+    ("epochs_run_min", "epochs run min"),
+    ("epochs_run_max", "epochs run max"),
+    ("published_accuracy", "published test acc"),
+    ("validated_on", "validated on"),
+)
+
+
+def _mean_samples_per_s(run: RunResult) -> float:
+    vals = [float(r["samples_per_s"]) for r in run.history if r.get("samples_per_s") is not None]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def model_row(name: str, runs: list[RunResult], published: dict[str, float]) -> dict:
+    """One model's row. Means over seeds; std and 95 % CI (NaN with one seed) for accuracy and the
+    epoch at which training stopped; per-seed values under 'per_seed'."""
+    acc = summarize(r.test_accuracy for r in runs)
+    stop = summarize(r.epochs_run for r in runs)
+    row = {
+        "model": name,
+        "seeds": len(runs),
+        "params": int(runs[0].params),
+        "train_flops": int(round(np.mean([r.train_flops for r in runs]))),
+        "epochs_run": stop.mean,
+        "best_epoch": float(np.mean([r.kept_epoch for r in runs])),
+        "wall_seconds": float(np.mean([r.wall_seconds for r in runs])),
+        "samples_per_s": float(np.mean([_mean_samples_per_s(r) for r in runs])),
+        "test_loss": float(np.mean([r.test_loss for r in runs])),
+        "test_accuracy": acc.mean,
+        "test_accuracy_std": acc.std,
+        "test_accuracy_ci_low": acc.ci_low,
+        "test_accuracy_ci_high": acc.ci_high,
+        "epochs_run_std": stop.std,
+        "epochs_run_ci_low": stop.ci_low,
+        "epochs_run_ci_high": stop.ci_high,
+        "epochs_run_min": stop.min,
+        "epochs_run_max": stop.max,
+        "published_accuracy": published.get(name),
+        "validated_on": ",".join(sorted({r.validated_on for r in runs})),
+    }
+    row["per_seed"] = [
+        {
+            "seed": r.seed,
+            "test_accuracy": float(r.test_accuracy),
+            "test_loss": float(r.test_loss),
+            "epochs_run": int(r.epochs_run),
+            "best_epoch": int(r.kept_epoch),
+            "train_flops": int(r.train_flops),
+            "wall_seconds": float(r.wall_seconds),
+            "run_dir": r.run_dir,
+        }
+        for r in runs
+    ]
+    return row
+
+
+def summary_rows(results: list[RunResult], published: dict[str, float] | None = None) -> list[dict]:
+    published = published or {}
+    return [model_row(name, runs, published) for name, runs in group_by_model(results).items()]
+
+
+def _clean(v):
+    """JSON-safe: NaN becomes null."""
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_clean(x) for x in v]
+    return v
+
+
+def write_csv(rows: list[dict], path: Path) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow([k for k, _ in COLUMNS])
+        for row in rows:
+            w.writerow(["" if (v := _clean(row[k])) is None else v for k, _ in COLUMNS])
+    return path
+
+
+def write_json(rows: list[dict], path: Path, extra: dict | None = None) -> Path:
+    doc = {"models": _clean(rows), **(extra or {})}
+    path.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return path
+
+
+# ---- human-readable cells -------------------------------------------------------------------
+
+
+def _num(v, fmt: str) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return fmt.format(v)
+
+
+def _epochs(v: float) -> str:
+    return _num(v, "{:.0f}" if float(v).is_integer() else "{:.1f}")
+
+
+def display_cells(row: dict) -> dict[str, str]:
+    """The row as short strings for the Markdown, text and HTML tables."""
+    acc = f"{row['test_accuracy'] * 100:.2f} %"
+    if row["seeds"] > 1:
+        acc += (
+            f" ± {row['test_accuracy_std'] * 100:.2f}"
+            f" [{max(0.0, row['test_accuracy_ci_low']) * 100:.2f}, {min(1.0, row['test_accuracy_ci_high']) * 100:.2f}]"
+        )
+    stop = _epochs(row["epochs_run"])
+    if row["seeds"] > 1:
+        stop += (
+            f" ± {row['epochs_run_std']:.1f} [{row['epochs_run_ci_low']:.1f}, {row['epochs_run_ci_high']:.1f}]"
+            f" (range {row['epochs_run_min']:.0f}–{row['epochs_run_max']:.0f})"
+        )
+    pub = row["published_accuracy"]
+    return {
+        "model": row["model"],
+        "seeds": str(row["seeds"]),
+        "params": f"{row['params']:,}",
+        "training FLOPs": f"{row['train_flops']:.3g}",
+        "epochs run": stop,
+        "epoch kept": _epochs(row["best_epoch"]),
+        "wall s": _num(row["wall_seconds"], "{:.1f}"),
+        "samples/s": _num(row["samples_per_s"], "{:,.0f}"),
+        "test loss": _num(row["test_loss"], "{:.4f}"),
+        "test acc": acc,
+        "published": "–" if pub is None else f"{pub * 100:.2f} %",
+    }
+
+
+def to_markdown(rows: list[dict]) -> str:
+    cells = [display_cells(r) for r in rows]
+    heads = list(cells[0]) if cells else []
+    right = {"params", "training FLOPs", "wall s", "samples/s", "test loss"}
+    lines = ["| " + " | ".join(heads) + " |", "|" + "|".join("---:" if h in right else "---" for h in heads) + "|"]
+    lines += ["| " + " | ".join(c[h] for h in heads) + " |" for c in cells]
+    return "\n".join(lines) + "\n"
+
+
+def to_text(rows: list[dict]) -> str:
+    """A fixed-width table for the terminal."""
+    cells = [display_cells(r) for r in rows]
+    if not cells:
+        return "(no results)\n"
+    heads = list(cells[0])
+    widths = {h: max(len(h), *(len(c[h]) for c in cells)) for h in heads}
+    fmt = lambda d: "  ".join(d[h].ljust(widths[h]) for h in heads).rstrip()  # noqa: E731
+    sep = "  ".join("-" * widths[h] for h in heads)
+    return "\n".join([fmt({h: h for h in heads}), sep, *(fmt(c) for c in cells)]) + "\n"

@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from mlplab.config import load_config
+from mlplab.model.dropout import FastDropout
 from mlplab.model import BatchNorm, Dense, Dropout, ModelSpec, build_model, summarize
 from mlplab.model.flops import training_flops, training_flops_per_sample
 
@@ -30,10 +31,10 @@ def test_tutorial_parameter_counts(name, params):
 def test_built_module_structure_is_exact():
     model = build_model(load_config("tutorial-512-512").model)
     kinds = [type(m) for m in model.layers]
-    assert kinds == [nn.Linear, nn.ReLU, nn.Dropout, nn.Linear, nn.ReLU, nn.Dropout, nn.Linear]
+    assert kinds == [nn.Linear, nn.ReLU, FastDropout, nn.Linear, nn.ReLU, FastDropout, nn.Linear]
     shapes = [tuple(m.weight.shape) for m in model.layers if isinstance(m, nn.Linear)]
     assert shapes == [(512, 784), (512, 512), (10, 512)]
-    assert [m.p for m in model.layers if isinstance(m, nn.Dropout)] == [0.2, 0.2]
+    assert [m.p for m in model.layers if isinstance(m, FastDropout)] == [0.2, 0.2]
 
 
 def test_summary_table_rows_and_text():

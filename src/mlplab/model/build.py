@@ -7,9 +7,11 @@ says softmax).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
+from mlplab.model.dropout import FastDropout
 from mlplab.model.spec import BatchNorm, Dense, Dropout, ModelSpec
 
 _ACTIVATIONS = {
@@ -45,7 +47,7 @@ class MLP(nn.Module):
                     layers.append(_ACTIVATIONS[layer.activation]())
                 width = layer.units
             elif isinstance(layer, Dropout):
-                layers.append(nn.Dropout(layer.rate))
+                layers.append(FastDropout(layer.rate))
             elif isinstance(layer, BatchNorm):
                 # torch's momentum weighs the new batch; Keras's weighs the running average.
                 layers.append(nn.BatchNorm1d(width, eps=layer.epsilon, momentum=1.0 - layer.momentum))
@@ -54,6 +56,15 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
+
+    def dropout_layers(self) -> list[FastDropout]:
+        return [m for m in self.layers if isinstance(m, FastDropout)]
+
+    def seed_dropout(self, seed: int) -> None:
+        """Give each dropout layer its own generator, derived from `seed`."""
+        streams = np.random.SeedSequence(seed).spawn(len(self.dropout_layers()))
+        for layer, stream in zip(self.dropout_layers(), streams):
+            layer.rng = np.random.Generator(np.random.PCG64(stream))
 
     def output_activation(self, outputs: torch.Tensor) -> torch.Tensor:
         activation = self.spec.output.activation

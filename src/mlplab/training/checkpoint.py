@@ -41,6 +41,7 @@ def save_checkpoint(path: Path, state: TrainingState, callbacks: list[Callback])
         "step": state.step,
         "history": state.history.to_json(),
         "param_groups": optim["param_groups"],
+        "dropout_rng": [layer.rng.bit_generator.state for layer in state.model.dropout_layers()],
         "callbacks": callback_values,
         "config": state.config.model_dump(mode="json"),
     }
@@ -58,6 +59,11 @@ def load_checkpoint(path: Path, state: TrainingState, callbacks: list[Callback])
         state.optimizer.load_state_dict(_optimizer_state(tensors, meta["param_groups"]))
         state.generator.set_state(tensors["rng.shuffle"])
         torch.set_rng_state(tensors["rng.torch"])
+        layers = state.model.dropout_layers()
+        if len(meta["dropout_rng"]) != len(layers):
+            raise ValueError("the number of dropout layers differs from the model's")
+        for layer, rng_state in zip(layers, meta["dropout_rng"]):
+            layer.rng.bit_generator.state = rng_state
         saved_callbacks = meta["callbacks"]
         if [c["class"] for c in saved_callbacks] != [type(c).__name__ for c in callbacks]:
             raise ValueError("the callbacks differ from those the checkpoint was written with")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -49,3 +50,19 @@ def resolve_runtime(device: str = "auto", precision: str = "fp32") -> Runtime:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("device cuda was asked for, but torch sees no CUDA GPU (use --device cpu or auto)")
     return Runtime(torch.device(device), precision)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def flush_denormals() -> Iterator[None]:
+    """Treat denormal floats as zero while training.
+
+    Optimizer moments of weights that see no gradient (MNIST's blank border pixels) decay into
+    the denormal range, where x86 arithmetic is ~20× slower: a square root over such a tensor
+    took 570 µs instead of 24 µs here. Values below 1e-38 carry no information for training.
+    """
+    changed = torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if changed:
+            torch.set_flush_denormal(False)

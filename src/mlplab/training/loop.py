@@ -21,7 +21,7 @@ from mlplab.model.build import MLP
 from mlplab.training.callbacks import Callback, RunningMetrics
 from mlplab.training.checkpoint import load_checkpoint
 from mlplab.training.config import TrainingConfig
-from mlplab.training.device import Runtime, resolve_runtime
+from mlplab.training.device import Runtime, flush_denormals, resolve_runtime
 from mlplab.training.history import History
 from mlplab.training.interrupt import stop_on_signals
 from mlplab.training.losses import make_loss
@@ -89,8 +89,9 @@ def fit(
     )
     # Dropout draws from torch's global generator: seed it here, inside a fork so that the
     # caller's random state is left as it was.
-    with torch.random.fork_rng(devices=[]), stop_on_signals(state):
+    with torch.random.fork_rng(devices=[]), stop_on_signals(state), flush_denormals():
         torch.manual_seed(config.seed)
+        model.seed_dropout(config.seed)
         if resume_from is not None:
             load_checkpoint(Path(resume_from), state, callbacks)
         for callback in callbacks:
@@ -120,8 +121,10 @@ def run_epoch(
         callback.on_epoch_begin(state)
     config, n = state.config, len(x)
     start = time.perf_counter()
-    order = torch.randperm(n, generator=state.generator) if config.shuffle else torch.arange(n)
-    order = order.to(state.runtime.device)
+    if config.shuffle:
+        # One gather per epoch; the batches are then contiguous views (cheaper than a gather per batch).
+        order = torch.randperm(n, generator=state.generator).to(state.runtime.device)
+        x, y = x.index_select(0, order), y.index_select(0, order)
     running = RunningMetrics(state.runtime.device)
     base_lr = config.optimizer.learning_rate
     lr = base_lr
@@ -130,9 +133,9 @@ def run_epoch(
         if config.schedule.name != "constant":
             lr = learning_rate_at(config.schedule, base_lr, state.step, state.steps_per_epoch, state.total_steps)
             set_learning_rate(state.optimizer, lr)
-        index = order[batch * config.batch_size : (batch + 1) * config.batch_size]
-        loss, correct = train_step(state, x[index], y[index])
-        running.update(loss, correct, len(index))
+        begin, end = batch * config.batch_size, min((batch + 1) * config.batch_size, n)
+        loss, correct = train_step(state, x[begin:end], y[begin:end])
+        running.update(loss, correct, end - begin)
         state.step += 1
         for callback in callbacks:
             callback.on_batch_end(state, batch + 1, running)

@@ -21,7 +21,7 @@ class TrainingState:
     runtime: Runtime
     loss_fn: LossFn
     history: History
-    generator: torch.Generator  # shuffling; dropout draws from torch's global generator (seeded in fit)
+    generator: torch.Generator  # shuffling (dropout layers carry their own generators)
     steps_per_epoch: int
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps taken

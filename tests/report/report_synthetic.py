@@ -16,7 +16,7 @@ MODELS = {  # name: (params, hidden units, skill)
     "tutorial-512-512": (669_706, 512, 4.0),
 }
 PUBLISHED = {"tutorial-50-25": 0.9655, "tutorial-512-512": 0.9805}
-ENVIRONMENT = {"python": "3.11", "torch": "2.x", "cpu": "test cpu", "threads": 2, "device": "cpu"}
+ENVIRONMENT = {"python": "3.11", "versions": {"torch": "2.x", "numpy": "2.y"}, "cpu": "test cpu", "threads": 2, "device": "cpu"}
 
 
 def _test_set(rng):

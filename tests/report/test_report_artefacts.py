@@ -136,7 +136,7 @@ def test_html_has_everything(report):
     page = report["artefacts"]["report_html"].read_text()
     for text in ("mlplab reproduce --seeds 3", "The third model is trained fresh.", "test cpu",
                  "2·in·out per weight forward", "biases, activations, dropout and optimizer updates not counted",
-                 "hidden = [512]", "Per-class precision", "Most-confused pairs", "Most confident mistakes",
+                 "hidden = [512]", "torch: 2.x", "Per-class precision", "Most-confused pairs", "Most confident mistakes",
                  "First layer", "96.55 %", "runs/tutorial-50-25-s0"):
         assert text in page, text
     for name in MODELS:

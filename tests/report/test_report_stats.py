@@ -64,3 +64,11 @@ def test_interval_is_centred_on_the_mean(xs):
     s = summarize(xs)
     assert s.ci_low <= s.mean + 1e-12 and s.mean <= s.ci_high + 1e-12
     assert (s.ci_low + s.ci_high) / 2 == pytest.approx(s.mean, abs=1e-9)
+
+
+def test_si_prefix_for_flops():
+    from mlplab.report.table import si
+
+    assert si(1.3215e11) == "132 G"
+    assert si(1.81e12) == "1.81 T"
+    assert si(950) == "950"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -110,7 +111,7 @@ def write_report(
     artefacts["summary_json"] = table.write_json(
         rows, out / "summary.json",
         {"title": title, "flops_counting": FLOPS_TEXT, "per_class": per_class, "commands": list(commands),
-         "notes": list(notes), "environment": {str(k): str(v) for k, v in environment.items()}},
+         "notes": list(notes), "environment": json.loads(json.dumps(environment, default=str))},
     )
     md = f"# {title}\n\n" + table.to_markdown(rows)
     if validated_on == "test":

@@ -24,6 +24,8 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 tbody tr:hover{background:#fafbfd}
 .scroll{overflow-x:auto}
 img{max-width:100%;height:auto;display:block;margin:8px 0;border-radius:4px}
+img.narrow{max-width:min(100%,780px)}
+td.name{white-space:nowrap}
 figure{margin:10px 0}
 figcaption{font-size:.88em;color:#555;max-width:900px}
 pre{background:#f0f2f6;padding:10px 12px;border-radius:6px;overflow-x:auto;font-size:.85em}
@@ -38,15 +40,30 @@ def data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
-def _img(path: Path, alt: str, caption: str = "") -> str:
+def _img(path: Path, alt: str, caption: str = "", *, narrow: bool = False) -> str:
     cap = f"<figcaption>{escape(caption)}</figcaption>" if caption else ""
-    return f'<figure><img src="{data_uri(path)}" alt="{escape(alt)}">{cap}</figure>'
+    cls = ' class="narrow"' if narrow else ""
+    return f'<figure><img{cls} src="{data_uri(path)}" alt="{escape(alt)}">{cap}</figure>'
+
+
+def _cls(i: int, numeric) -> str:
+    if i in numeric:
+        return ' class="num"'
+    return ' class="name"' if i == 0 else ""
+
+
+def _env_value(v) -> str:
+    if isinstance(v, dict):
+        return "<br>".join(f"{escape(str(k))}: {escape(str(x))}" for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return "<br>".join(escape(str(x)) for x in v)
+    return escape(str(v))
 
 
 def _table(heads: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
     th = "".join(f"<th>{escape(h)}</th>" for h in heads)
     body = "".join(
-        "<tr>" + "".join(f'<td{" class=num" if i in numeric else ""}>{c}</td>' for i, c in enumerate(r)) + "</tr>"
+        "<tr>" + "".join(f'<td{_cls(i, numeric)}>{c}</td>' for i, c in enumerate(r)) + "</tr>"
         for r in rows
     )
     return f'<div class="scroll"><table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>'
@@ -150,12 +167,12 @@ def render(
     path, cap = figures["comparison"]
     out.append(f'<section id="curves"><h2>Learning curves</h2>{_img(path, "learning curves", cap)}</section>')
     path, cap = figures["accuracy_vs_cost"]
-    out.append(f'<section id="cost"><h2>Accuracy against cost</h2>{_img(path, "accuracy against training cost", cap)}'
+    out.append(f'<section id="cost"><h2>Accuracy against cost</h2>{_img(path, "accuracy against training cost", cap, narrow=True)}'
                f"<p><strong>How FLOPs are counted.</strong> {escape(flops_text)}</p></section>")
     out.extend(_model_section(m) for m in models)
     cmds = "".join(f"<pre>{escape(c)}</pre>" for c in commands) or "<p>–</p>"
     out.append(f'<section id="reproduce"><h2>Commands that produced this report</h2>{cmds}</section>')
-    env_rows = [[escape(str(k)), escape(str(v))] for k, v in environment.items()]
+    env_rows = [[escape(str(k)), _env_value(v)] for k, v in environment.items()]
     out.append(f'<section id="environment"><h2>Environment</h2>{_table(["", "value"], env_rows) if env_rows else "<p>–</p>"}</section>')
     out.append("</main></body></html>")
     return "\n".join(out) + "\n"

@@ -129,6 +129,14 @@ def _epochs(v: float) -> str:
     return _num(v, "{:.0f}" if float(v).is_integer() else "{:.1f}")
 
 
+def si(v: float) -> str:
+    """1.32e11 → '132 G' (three significant figures, SI prefix)."""
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= factor:
+            return f"{v / factor:.3g} {prefix}"
+    return f"{v:.3g}"
+
+
 def display_cells(row: dict) -> dict[str, str]:
     """The row as short strings for the Markdown, text and HTML tables."""
     acc = f"{row['test_accuracy'] * 100:.2f} %"
@@ -148,7 +156,7 @@ def display_cells(row: dict) -> dict[str, str]:
         "model": row["model"],
         "seeds": str(row["seeds"]),
         "params": f"{row['params']:,}",
-        "training FLOPs": f"{row['train_flops']:.3g}",
+        "training FLOPs": si(row["train_flops"]),
         "epochs run": stop,
         "epoch kept": _epochs(row["best_epoch"]),
         "wall s": _num(row["wall_seconds"], "{:.1f}"),

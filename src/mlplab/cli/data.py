@@ -1,10 +1,116 @@
-"""`mlplab data ...` (placeholder until the data layer lands)."""
+"""`mlplab data list | info | show | fetch`: thin wrappers over mlplab.data."""
 
 from __future__ import annotations
 
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
 
+from mlplab.data import fetch_dataset, get_spec, list_datasets, load_dataset
+from mlplab.data.dataset import describe
+from mlplab.data.locate import cache_dir
+from mlplab.data.registry import USER_PREFIXES
+from mlplab.errors import DataError
+
 app = typer.Typer(help="Datasets: list, inspect, show and fetch.", no_args_is_help=True)
+
+DATASET_HELP = "mnist, fashion-mnist, kmnist, or your own data: idx:DIR, npz:FILE, folder:DIR."
+DataDir = Annotated[
+    Optional[Path],
+    typer.Option(
+        help="Folder with one sub-folder per dataset (DIR/mnist/...).",
+        show_default="$MLPLAB_DATA_DIR, then the cache, then /usr/share/datasets",
+    ),
+]
+Download = Annotated[bool, typer.Option(help="Download into the cache when the dataset is found nowhere.")]
+
+
+class Split(str, Enum):
+    train = "train"
+    test = "test"
+
+
+@app.command("list")
+def list_(data_dir: DataDir = None) -> None:
+    """The known datasets and where each was found (files are verified when loaded)."""
+    for entry in list_datasets(data_dir):
+        where = entry.location.describe() if entry.location else f"missing: `mlplab data fetch {entry.name}`"
+        typer.echo(f"{entry.name:14s} {entry.spec.num_classes:3d} classes  {where}")
+        typer.echo(f"{'':14s} {entry.spec.title}; checked by {entry.spec.verification}")
+    typer.echo(f"\ncache: {cache_dir()}")
+    typer.echo("your own data: idx:DIR (four IDX files), npz:FILE (x_train, y_train, x_test, y_test), "
+               "folder:DIR (a sub-folder of images per class)")
+
+
+@app.command()
+def info(
+    dataset: Annotated[str, typer.Argument(help=DATASET_HELP)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.", show_default=True)] = False,
+    data_dir: DataDir = None,
+    download: Download = True,
+) -> None:
+    """Shapes, dtypes, classes and counts, the first label and the first image's mean pixel."""
+    facts = describe(load_dataset(dataset, data_dir=data_dir, download=download))
+    if as_json:
+        typer.echo(json.dumps(facts, indent=2, ensure_ascii=False))
+        return
+    typer.echo(f"{facts['name']}: {facts['source']}")
+    for split in ("train", "test"):
+        part = facts[split]
+        typer.echo(f"x_{split:5s} {tuple(part['images']['shape'])} {part['images']['dtype']}")
+        typer.echo(f"y_{split:5s} {tuple(part['labels']['shape'])} {part['labels']['dtype']}")
+    typer.echo(f"classes ({facts['num_classes']}):")
+    for k, name in enumerate(facts["class_names"]):
+        train_n, test_n = facts["train"]["class_counts"][k], facts["test"]["class_counts"][k]
+        typer.echo(f"  {k:3d} {name:>14s}  train {train_n:6d}  test {test_n:6d}")
+    typer.echo(f"first training label: {facts['first_train_label']}")
+    typer.echo(f"first training image mean pixel: {facts['first_train_image_mean']:.6f}")
+    low, high = facts["pixel_range"]
+    typer.echo(f"pixel range: {low}-{high}")
+
+
+@app.command()
+def show(
+    dataset: Annotated[str, typer.Argument(help=DATASET_HELP)],
+    out: Annotated[Path, typer.Option(help="Image file to write (.png, .pdf, .svg, ...).")],
+    split: Annotated[Split, typer.Option(help="Which split to draw from.")] = Split.train,
+    index: Annotated[Optional[int], typer.Option(min=0, help="The image to show (first of the grid with --grid).",
+                                                 show_default="0")] = None,
+    grid: Annotated[Optional[str], typer.Option(help="Show ROWSxCOLS images (e.g. 4x8) instead of one.",
+                                                show_default="one image")] = None,
+    data_dir: DataDir = None,
+    download: Download = True,
+) -> None:
+    """Draw one image with its label (the tutorial's first digit), or a grid of them."""
+    from mlplab.data.plot import parse_grid, save_images
+
+    try:
+        shape = parse_grid(grid) if grid is not None else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--grid") from None
+    ds = load_dataset(dataset, data_dir=data_dir, download=download)
+    path = save_images(ds, out, split=split.value, index=index or 0, grid=shape)
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def fetch(
+    dataset: Annotated[str, typer.Argument(help="mnist, fashion-mnist or kmnist.")],
+    mirror: Annotated[Optional[list[str]], typer.Option(
+        help="A base URL to try before the registry's mirrors (repeatable).", show_default="none")] = None,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for a mirror to answer.")] = 30.0,
+) -> None:
+    """Download the dataset into the cache and verify it (files already there are verified again)."""
+    if dataset.lower().startswith(USER_PREFIXES):
+        raise DataError(f"{dataset}: your own data is read where it is; there is nothing to fetch")
+    spec = get_spec(dataset)
+    report = fetch_dataset(spec, mirrors=[*(mirror or []), *spec.mirrors], timeout=timeout)
+    for filename, how in report.files.items():
+        typer.echo(f"{filename}: {how}")
+    typer.echo(f"{spec.name} is in {report.folder}")
 
 
 def register(root: typer.Typer) -> None:

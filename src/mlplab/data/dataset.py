@@ -110,3 +110,28 @@ def assemble(
         x_test=arrays["test_images"], y_test=arrays["test_labels"].astype(np.int64),
         class_names=tuple(class_names), source=source,
     )
+
+
+def describe(dataset: Dataset) -> dict:
+    """What `mlplab data info` reports, as JSON-ready values (the tutorial's first look at the data)."""
+
+    def split(x: np.ndarray, y: np.ndarray, name: str) -> dict:
+        return {
+            "images": {"shape": list(x.shape), "dtype": str(x.dtype)},
+            "labels": {"shape": list(y.shape), "dtype": str(y.dtype)},
+            "class_counts": dataset.class_counts(name),
+        }
+
+    pixels = [a for a in (dataset.x_train, dataset.x_test) if a.size]
+    return {
+        "name": dataset.name,
+        "source": dataset.source,
+        "num_classes": dataset.num_classes,
+        "class_names": list(dataset.class_names),
+        "image_shape": list(dataset.image_shape),
+        "train": split(dataset.x_train, dataset.y_train, "train"),
+        "test": split(dataset.x_test, dataset.y_test, "test"),
+        "first_train_label": int(dataset.y_train[0]) if len(dataset.y_train) else None,
+        "first_train_image_mean": round(float(dataset.x_train[0].mean()), 6) if len(dataset.x_train) else None,
+        "pixel_range": [min(int(a.min()) for a in pixels), max(int(a.max()) for a in pixels)] if pixels else None,
+    }

@@ -28,21 +28,23 @@ UNITS_SHOWN = 32
 def _analyse(name: str, runs: list[RunResult], color: str, out: Path, artefacts: dict[str, Path]) -> dict:
     """Per-model figures and metrics, of the median-accuracy seed."""
     r = representative(runs)
+    y_true, probs = np.asarray(r.y_true, dtype=np.int64), np.asarray(r.probs)
+    images, weights = np.asarray(r.test_images), np.asarray(r.first_layer_weights)
     k = len(r.class_names)
     names = [str(c) for c in r.class_names]
-    cm = metrics.confusion_matrix(r.y_true, r.y_pred, k)
+    cm = metrics.confusion_matrix(y_true, probs.argmax(axis=1), k)
     s = slug(name)
     seed_note = f" (seed {r.seed})" if len(runs) > 1 else ""
     artefacts[f"confusion/{name}"] = plots.confusion(
         cm, names, out / f"confusion_{s}.png", title=f"Confusion matrix: {name}{seed_note}", color=color)
-    idx = metrics.confident_mistakes(r.y_true, r.probs, MISTAKES_SHOWN)
+    idx = metrics.confident_mistakes(y_true, probs, MISTAKES_SHOWN)
     artefacts[f"mistakes/{name}"] = plots.mistakes(
-        r.test_images, r.y_true, r.probs, idx, names, out / f"mistakes_{s}.png",
+        images, y_true, probs, idx, names, out / f"mistakes_{s}.png",
         title=f"Most confident mistakes: {name}{seed_note}")
-    h, w = np.asarray(r.test_images).shape[1:3]
-    units = min(UNITS_SHOWN, r.first_layer_weights.shape[0])
+    h, w = images.shape[1:3]
+    units = min(UNITS_SHOWN, weights.shape[0])
     artefacts[f"weights/{name}"] = plots.first_layer(
-        r.first_layer_weights, (h, w), out / f"weights_{s}.png",
+        weights, (h, w), out / f"weights_{s}.png",
         title=f"First-layer weights: {name}{seed_note}", max_units=UNITS_SHOWN)
     return {
         "name": name,
@@ -56,7 +58,7 @@ def _analyse(name: str, runs: list[RunResult], color: str, out: Path, artefacts:
         "mistakes": artefacts[f"mistakes/{name}"],
         "weights": artefacts[f"weights/{name}"],
         "weights_caption": (
-            f"The input weights of the first {units} of {r.first_layer_weights.shape[0]} hidden units, "
+            f"The input weights of the first {units} of {weights.shape[0]} hidden units, "
             f"each drawn as a {h}×{w} image: red positive, blue negative, scaled per unit."
         ),
         "config_text": r.config_text,

@@ -173,6 +173,6 @@ def render(
     cmds = "".join(f"<pre>{escape(c)}</pre>" for c in commands) or "<p>–</p>"
     out.append(f'<section id="reproduce"><h2>Commands that produced this report</h2>{cmds}</section>')
     env_rows = [[escape(str(k)), _env_value(v)] for k, v in environment.items()]
-    out.append(f'<section id="environment"><h2>Environment</h2>{_table(["", "value"], env_rows) if env_rows else "<p>–</p>"}</section>')
+    out.append(f'<section id="environment"><h2>Environment</h2>{_table(["item", "value"], env_rows) if env_rows else "<p>–</p>"}</section>')
     out.append("</main></body></html>")
     return "\n".join(out) + "\n"

@@ -48,7 +48,7 @@ def list_(data_dir: DataDir = None) -> None:
 @app.command()
 def info(
     dataset: Annotated[str, typer.Argument(help=DATASET_HELP)],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.", show_default=True)] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.", show_default="off")] = False,
     data_dir: DataDir = None,
     download: Download = True,
 ) -> None:

@@ -37,7 +37,7 @@ def decompress(data: bytes, name: str) -> bytes:
     try:
         return gzip.decompress(data)
     except EOFError as exc:
-        raise DataError(f"{name}: truncated gzip file ({exc})") from None
+        raise DataError(f"{name}: truncated or damaged gzip file ({exc})") from None
     except (gzip.BadGzipFile, zlib.error, OSError) as exc:
         raise DataError(f"{name}: corrupt gzip file ({exc})") from None
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, TextIO
 
-from mlplab import __version__
 from mlplab.data.locate import DATA_DIR_ENV, cache_dir
 from mlplab.data.registry import ROLES, DatasetSpec, FileSpec, get_spec
 from mlplab.data.verify import check_digest
@@ -92,7 +91,7 @@ def _download_to_temp(url: str, folder: Path, progress: bool, timeout: float) ->
     """Stream ``url`` into a temporary file in ``folder``; raise _Failed with the mirror's answer."""
     if not url.startswith(("https://", "http://")):
         raise _Failed("not an http(s) URL")
-    request = urllib.request.Request(url, headers={"User-Agent": f"mlplab/{__version__}"})
+    request = urllib.request.Request(url, headers={"User-Agent": "mlplab (dataset download)"})
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
@@ -142,7 +141,7 @@ def fetch_file(
     dest.parent.mkdir(parents=True, exist_ok=True)
     attempts: list[tuple[str, str]] = []
     for base in mirrors:
-        url = base if base.endswith(spec.filename) else base.rstrip("/") + "/" + spec.filename
+        url = base.rstrip("/") + "/" + spec.filename
         try:
             tmp = _download_to_temp(url, dest.parent, progress, timeout)
         except _Failed as failure:

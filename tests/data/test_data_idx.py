@@ -68,6 +68,12 @@ def test_bit_flipped_gzip(idx, tmp_path):
         read_idx(path)
 
 
+def test_gzip_bomb_is_cut_short():
+    with pytest.raises(DataError, match="bomb.gz: decompresses to more than 1000 bytes"):
+        decompress(gzip.compress(bytes(5000)), "bomb.gz", limit=1000)
+    assert len(decompress(gzip.compress(bytes(1000)), "ok.gz", limit=1000)) == 1000
+
+
 def test_missing_file_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="cannot read"):
         read_idx(tmp_path / "nope.gz")

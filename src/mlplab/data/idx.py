@@ -9,6 +9,7 @@ half-downloaded file) otherwise surfaces far away as a reshape error or, worse, 
 from __future__ import annotations
 
 import gzip
+import io
 import struct
 import zlib
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 from mlplab.errors import DataError
 
 GZIP_MAGIC = b"\x1f\x8b"
+MAX_IDX_BYTES = 1 << 30  # 1 GiB: twenty times the largest MNIST-family file
 
 # IDX type code -> numpy dtype (values are big-endian in the file).
 IDX_TYPES = {
@@ -30,16 +32,26 @@ IDX_TYPES = {
 }
 
 
-def decompress(data: bytes, name: str) -> bytes:
-    """The IDX bytes of a file's contents: gunzipped when they are gzip, else as they are."""
+def decompress(data: bytes, name: str, limit: int = MAX_IDX_BYTES) -> bytes:
+    """The IDX bytes of a file's contents: gunzipped when they are gzip, else as they are.
+
+    Decompression stops past ``limit`` bytes, so a hostile mirror's gzip bomb cannot exhaust memory.
+    """
     if not data.startswith(GZIP_MAGIC):
         return data
+    parts, size = [], 0
     try:
-        return gzip.decompress(data)
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            while size <= limit and (part := stream.read(1 << 24)):
+                parts.append(part)
+                size += len(part)
     except EOFError as exc:
         raise DataError(f"{name}: truncated or damaged gzip file ({exc})") from None
     except (gzip.BadGzipFile, zlib.error, OSError) as exc:
         raise DataError(f"{name}: corrupt gzip file ({exc})") from None
+    if size > limit:
+        raise DataError(f"{name}: decompresses to more than {limit} bytes; no dataset file is that large")
+    return b"".join(parts)
 
 
 def parse_idx(data: bytes, name: str) -> np.ndarray:

@@ -30,10 +30,13 @@ CHUNK = 1 << 20
 def by_hand(spec: DatasetSpec) -> str:
     """How to put a dataset in place without mlplab downloading it."""
     names = ", ".join(spec.files[r].filename for r in ROLES)
+    if all(f.sha256 for f in spec.files.values()):
+        which = "from any copy; their content is checked against the pinned checksums when used"
+    else:
+        which = "as published; they are checked against the pinned checksums of the published files"
     return (
-        f"To place the files by hand, get {names} (from any copy; they are checked against the pinned "
-        f"checksums when used) and put them in {cache_dir() / spec.name}/, or in DIR/{spec.name}/ and "
-        f"pass --data-dir DIR or set {DATA_DIR_ENV}=DIR."
+        f"To place the files by hand, get {names} ({which}) and put them in {cache_dir() / spec.name}/, "
+        f"or in DIR/{spec.name}/ and pass --data-dir DIR or set {DATA_DIR_ENV}=DIR."
     )
 
 

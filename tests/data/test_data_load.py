@@ -38,9 +38,12 @@ def test_load_data_is_keras_shaped(data_dir):
 def test_second_load_is_fast_and_cached_outside_the_data(mnist, data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("MLPLAB_CACHE_DIR", str(tmp_path / "cache"))
     load_dataset("mnist", data_dir=data_dir)  # first read: decodes and fills this fresh cache
-    start = time.perf_counter()
-    again = load_dataset("mnist", data_dir=data_dir)
-    assert time.perf_counter() - start < 1.0
+    timings = []
+    for _ in range(3):  # best of three: the machine may be busy with other work
+        start = time.perf_counter()
+        again = load_dataset("mnist", data_dir=data_dir)
+        timings.append(time.perf_counter() - start)
+    assert min(timings) < 1.0, timings
     np.testing.assert_array_equal(again.x_train, mnist.x_train)
     assert len(list((tmp_path / "cache" / "decoded").glob("*.npy"))) == 4
     assert not list(data_dir.rglob("*.npy"))

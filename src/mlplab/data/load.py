@@ -45,6 +45,7 @@ def load_data(name: str = "mnist", **kw) -> tuple[tuple[np.ndarray, np.ndarray],
 
 
 def load_named(spec: DatasetSpec, *, data_dir: str | Path | None = None, download: bool = True) -> Dataset:
+    """A registry dataset from the first folder holding it, else downloaded (see `load_dataset`)."""
     location = locate(spec, data_dir)
     if location is None:
         if not download:

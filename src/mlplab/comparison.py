@@ -123,7 +123,7 @@ def reproduce(
             run_dir = out / "runs" / f"{name}-seed{seed}"
             print_fn(f"\nTraining {name} (seed {seed}) → {run_dir}")
             outcome = train_run(
-                config, out=run_dir, dataset=dataset, validate_on=validate_on,  # type: ignore[arg-type]
+                config, out=run_dir, dataset=dataset, limit=limit, validate_on=validate_on,  # type: ignore[arg-type]
                 runtime=runtime, verbose=verbose, command=command,
             )
             if outcome.status != "finished":

@@ -1,0 +1,66 @@
+"""`mlplab reproduce` end to end on a slice of the real MNIST, and `mlplab compare` on its runs."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+
+import pytest
+from PIL import Image
+
+from mlplab.cli.main import main
+from mlplab.config import load_config
+from mlplab.model import summarize
+
+
+@pytest.fixture(scope="module")
+def reproduced(mnist_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reproduce")
+    code = main(["reproduce", "--limit", "2000", "--max-epochs", "2", "--seeds", "2", "--out", str(out), "--verbose", "0"])
+    assert code == 0
+    return out
+
+
+def test_every_artefact_exists_and_is_consistent(reproduced, capsys):
+    out = reproduced
+    for name in ("report.html", "comparison.png", "accuracy_vs_cost.png", "summary.csv", "summary.json", "summary.md"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {row["model"]: row for row in summary["models"]}
+    assert list(rows) == ["tutorial-50-25", "tutorial-512-512", "tutorial-128-64"]
+    for name, row in rows.items():
+        assert row["params"] == summarize(load_config(name).model).total_params
+        assert row["seeds"] == 2
+        for seed_row in row["per_seed"]:
+            run = seed_row["run_dir"]
+            history = json.loads((out / "runs" / f"{name}-seed{seed_row['seed']}" / "history.json").read_text())
+            assert len(history["rows"]) == seed_row["epochs_run"] <= 2
+            assert main(["evaluate", run, "--json"]) == 0
+            evaluated = json.loads(capsys.readouterr().out)
+            assert evaluated["test_accuracy"] == seed_row["test_accuracy"]
+        assert row["test_accuracy_std"] is not None and row["test_accuracy_ci_low"] <= row["test_accuracy"] <= row["test_accuracy_ci_high"]
+        assert (out / f"confusion_{name}.png").is_file() and (out / f"mistakes_{name}.png").is_file()
+    assert rows["tutorial-512-512"]["published_accuracy"] == 0.9805
+    assert any("model2.fit" in note for note in summary["notes"])
+
+
+def test_report_html_is_self_contained_and_every_image_decodes(reproduced):
+    html = (reproduced / "report.html").read_text()
+    sources = re.findall(r'<img[^>]+src="([^"]+)"', html)
+    assert len(sources) >= 2 + 3 * 3
+    for src in sources:
+        assert src.startswith("data:image/png;base64,")
+        Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).verify()
+    assert not re.search(r'(src|href)="https?://', html)
+    assert "tutorial-512-512" in html and "model2.fit" in html
+
+
+def test_compare_works_on_arbitrary_runs(reproduced, tmp_path, capsys):
+    runs = [str(reproduced / "runs" / "tutorial-50-25-seed1"), str(reproduced / "runs" / "tutorial-128-64-seed0")]
+    assert main(["compare", *runs, "--out", str(tmp_path / "cmp")]) == 0
+    summary = json.loads((tmp_path / "cmp" / "summary.json").read_text())
+    assert [row["model"] for row in summary["models"]] == ["tutorial-50-25", "tutorial-128-64"]
+    assert (tmp_path / "cmp" / "report.html").is_file()
+    assert main(["compare", str(tmp_path), "--out", str(tmp_path / "x")]) == 2

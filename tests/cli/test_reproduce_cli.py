@@ -18,7 +18,7 @@ from mlplab.model import summarize
 @pytest.fixture(scope="module")
 def reproduced(mnist_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("reproduce")
-    code = main(["reproduce", "--limit", "2000", "--max-epochs", "2", "--seeds", "2", "--out", str(out), "--verbose", "0"])
+    code = main(["reproduce", "--limit", "1500", "--max-epochs", "2", "--seeds", "2", "--out", str(out), "--verbose", "0"])
     assert code == 0
     return out
 

@@ -242,3 +242,21 @@ def test_bad_inputs_are_value_errors(blobs, make_config):
         fit(model, cfg.training, (x, y + 5), None)
     with pytest.raises(ValueError, match="differ in length"):
         fit(model, cfg.training, (x, y[:10]), None)
+
+
+def test_bf16_autocast_trains_to_the_same_accuracy(blobs, make_config):
+    """bf16 matrix products (emulated where the CPU lacks bf16 units) keep accuracy."""
+    from mlplab.training import resolve_runtime
+
+    train, val = blobs
+    cfg = make_config(epochs=3)
+    scores = {}
+    for precision in ("fp32", "bf16"):
+        model = build_model(cfg.model, 20, 3)
+        history = fit(model, cfg.training, train, val, runtime=resolve_runtime("cpu", precision))
+        scores[precision] = history[-1]["val_accuracy"]
+    assert scores["bf16"] > 0.9 and abs(scores["bf16"] - scores["fp32"]) <= 0.02
+    runtime = resolve_runtime("cpu", "bf16")
+    from mlplab.training.device import cpu_has_bf16_units
+
+    assert bool(runtime.warnings()) == (not cpu_has_bf16_units())

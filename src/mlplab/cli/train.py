@@ -36,6 +36,8 @@ def train(
 ) -> None:
     """Train a model and write a run directory (config, history, checkpoint, model, metrics)."""
     runtime = resolve_runtime(device, precision)
+    for warning in runtime.warnings():
+        typer.echo(f"warning: {warning}", err=True)
     if resume is not None:
         if config is not None or set_ or dataset or seed is not None or limit is not None:
             raise ConfigError("--resume continues a run as it was configured: give no CONFIG, --set, --dataset, --seed or --limit")

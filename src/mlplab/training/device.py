@@ -27,6 +27,15 @@ class Runtime:
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def warnings(self) -> list[str]:
+        """Settings that work but are probably not what the user wants on this machine."""
+        if self.precision == "bf16" and self.device.type == "cpu" and not cpu_has_bf16_units():
+            return [
+                "this CPU has no bfloat16 matrix units (AVX512-BF16 or AMX), so bf16 is emulated and "
+                "several times slower than fp32 here; use --precision fp32"
+            ]
+        return []
+
     def describe(self) -> str:
         return f"{self.device.type} ({self.precision}, {torch.get_num_threads()} threads)"
 
@@ -34,10 +43,13 @@ class Runtime:
 def cpu_has_bf16_units() -> bool:
     """True when the CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX); otherwise bf16 is emulated."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # private API: fall back on the CPU's flags
+        try:
+            flags = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+        return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def resolve_runtime(device: str = "auto", precision: str = "fp32") -> Runtime:

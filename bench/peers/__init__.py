@@ -1,0 +1,1 @@
+"""One module per framework; each runs as its own process and prints one JSON object."""

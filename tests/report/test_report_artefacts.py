@@ -146,8 +146,10 @@ def test_html_has_everything(report):
 
 def test_test_as_validation_is_flagged(tmp_path):
     results = [replace(r, validated_on="test") for r in make_results({"tutorial-50-25": 1})]
+    sink = io.StringIO()  # a file-like sink works as well as a callable
     arts = write_report(results, tmp_path, title="literal", commands=[], notes=[], environment={},
-                        print_fn=lambda s: None)
+                        print_fn=sink)
+    assert sink.getvalue().startswith("model") and "tutorial-50-25" in sink.getvalue()
     assert "optimistic" in arts["report_html"].read_text()
     assert "optimistic" in arts["summary_md"].read_text()
     assert json.loads(arts["summary_json"].read_text())["models"][0]["published_accuracy"] is None
@@ -184,3 +186,13 @@ def test_runresult_reexported():
     import mlplab.report as rep
 
     assert rep.RunResult is RunResult and callable(rep.write_report)
+
+
+def test_seed_mean_curve_stops_where_the_first_seed_stopped():
+    from mlplab.report.plots import _common_mean, _series
+
+    runs = make_results({"tutorial-50-25": 3})
+    ep, mean = _common_mean(runs, "val_accuracy")
+    assert ep.tolist() == list(range(1, min(r.epochs_run for r in runs) + 1))
+    expected = np.mean([_series(r, "val_accuracy")[1][: ep.size] for r in runs], axis=0)
+    np.testing.assert_allclose(mean, expected)

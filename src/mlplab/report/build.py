@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -74,13 +75,14 @@ def write_report(
     notes: list[str],
     environment: dict,
     published: dict[str, float] | None = None,
-    print_fn: Callable[[str], object] = print,
+    print_fn: Callable[[str], object] | TextIO = print,
 ) -> dict[str, Path]:
     """Write the comparison of `results` into `out_dir` and return {artefact name: path}.
 
     Artefacts: comparison.png, accuracy_vs_cost.png, summary.csv, summary.json, summary.md,
     report.html, and per model confusion_<model>.png, mistakes_<model>.png, weights_<model>.png
-    (keys 'confusion/<model>' etc.). The text table goes to `print_fn`.
+    (keys 'confusion/<model>' etc.). The text table goes to `print_fn`: a callable taking one
+    string (print, list.append, a logger) or a file-like object with `write`.
     """
     if not results:
         raise ValueError("write_report needs at least one RunResult")
@@ -133,5 +135,9 @@ def write_report(
     (out / "report.html").write_text(page, encoding="utf-8")
     artefacts["report_html"] = out / "report.html"
 
-    print_fn(table.to_text(rows).rstrip("\n"))
+    text = table.to_text(rows).rstrip("\n")
+    if callable(getattr(print_fn, "write", None)):
+        print_fn.write(text + "\n")
+    else:
+        print_fn(text)
     return artefacts

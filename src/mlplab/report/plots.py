@@ -44,65 +44,83 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def _curve(runs: list[RunResult], key: str):
-    """Epochs, mean, min and max of `key` over seeds, at each epoch some seed reached."""
-    by_epoch: dict[int, list[float]] = {}
+def _series(run: RunResult, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(epochs, values) of `key` in one run's history, rows without a finite value left out."""
+    ep, vals = [], []
+    for i, row in enumerate(run.history):
+        v = row.get(key)
+        if v is not None and np.isfinite(v):
+            ep.append(int(row.get("epoch", i + 1)))
+            vals.append(float(v))
+    return np.array(ep, dtype=int), np.array(vals, dtype=float)
+
+
+def _common_mean(runs: list[RunResult], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of `key` over the seeds, at the epochs every seed reached (so the mean never jumps
+    where a seed stopped early)."""
+    series = []
     for r in runs:
-        for i, row in enumerate(r.history):
-            v = row.get(key)
-            if v is not None and np.isfinite(v):
-                by_epoch.setdefault(int(row.get("epoch", i + 1)), []).append(float(v))
-    if not by_epoch:
-        return None
-    ep = np.array(sorted(by_epoch))
-    vals = [by_epoch[e] for e in ep]
-    return ep, np.array([np.mean(v) for v in vals]), np.array([min(v) for v in vals]), np.array([max(v) for v in vals])
+        ep, v = _series(r, key)
+        series.append(dict(zip(ep.tolist(), v.tolist())))
+    common = sorted(set.intersection(*(set(s) for s in series))) if series else []
+    return np.array(common, dtype=int), np.array([np.mean([s[e] for s in series]) for e in common])
 
 
 COMPARISON_CAPTION = (
     "Validation accuracy and loss per epoch, one colour per model; solid lines are validation, "
-    "dashed lines training, so a widening gap shows over-fitting. The dot marks the epoch whose "
-    "weights were kept. With several seeds, each line is the mean over the seeds that reached that "
-    "epoch and the shaded band spans their minimum to maximum."
+    "dashed lines training, so a widening gap shows over-fitting. A dot marks the epoch whose "
+    "weights were kept. With several seeds, each seed is a thin line ending where that seed stopped, "
+    "and the thick line is the mean over the seeds, drawn up to the last epoch all of them reached."
 )
 
 
 def comparison(groups: dict[str, list[RunResult]], colors: dict[str, str], path: Path, *, validated_on: str = "val") -> Path:
-    fig = _figure(12, 4.6)
-    ax_acc, ax_loss = fig.subplots(1, 2)
-    vname = "test set used as validation" if validated_on == "test" else "validation"
-    for name, runs in groups.items():
-        c = colors[name]
-        label = name if len(runs) == 1 else f"{name} (mean of {len(runs)} seeds)"
-        for ax, key, scale in ((ax_acc, "accuracy", 100.0), (ax_loss, "loss", 1.0)):
-            val = _curve(runs, "val_" + key)
-            train = _curve(runs, key)
-            if train is not None:
-                ep, m, lo, hi = train
-                ax.plot(ep, m * scale, color=c, ls="--", lw=1.2, alpha=0.8, label=None if val else label)
-            if val is not None:
-                ep, m, lo, hi = val
-                ax.plot(ep, m * scale, color=c, lw=2, label=label, marker="o" if len(ep) < 3 else None, ms=3)
-                if len(runs) > 1:
-                    ax.fill_between(ep, lo * scale, hi * scale, color=c, alpha=0.18, lw=0)
-                if len(runs) == 1:
-                    kept = runs[0].kept_epoch
-                    hit = np.flatnonzero(ep == kept)
-                    if hit.size:
-                        ax.plot(ep[hit], m[hit] * scale, "o", color=c, ms=7, mec="black", mew=0.8, zorder=5)
-    ax_acc.set_title(f"Accuracy per epoch ({vname})")
-    ax_acc.set_ylabel("accuracy (%)")
-    ax_loss.set_title(f"Loss per epoch ({vname})")
-    ax_loss.set_ylabel("cross-entropy loss")
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
+    fig = _figure(12, 4.6)
+    ax_acc, ax_loss = fig.subplots(1, 2)
+    vname = "test set used as validation" if validated_on == "test" else "validation"
+    handles = []
+    for name, runs in groups.items():
+        c = colors[name]
+        several = len(runs) > 1
+        has_val = any(_series(r, "val_loss")[0].size or _series(r, "val_accuracy")[0].size for r in runs)
+        for ax, key, scale in ((ax_acc, "accuracy", 100.0), (ax_loss, "loss", 1.0)):
+            for r in runs:
+                ep, v = _series(r, "val_" + key)
+                if ep.size:
+                    ax.plot(ep, v * scale, color=c, lw=0.9 if several else 2, alpha=0.45 if several else 1,
+                            marker="o" if ep.size < 3 else None, ms=3)
+                    hit = np.flatnonzero(ep == r.kept_epoch)
+                    if hit.size:
+                        ax.plot(ep[hit], v[hit] * scale, "o", color=c, ms=5 if several else 7,
+                                mec="black", mew=0.7, zorder=5)
+                if not several:
+                    ep, v = _series(r, key)
+                    ax.plot(ep, v * scale, color=c, ls="--", lw=1.2, alpha=0.8)
+            if several:
+                for k, style in (("val_" + key, {"lw": 2.2}), (key, {"ls": "--", "lw": 1.2, "alpha": 0.8})):
+                    ep, m = _common_mean(runs, k)
+                    if ep.size:
+                        ax.plot(ep, m * scale, color=c, **style)
+        label = name + (f" ({len(runs)} seeds)" if several else "")
+        handles.append(Line2D([], [], color=c, lw=2, ls="-" if has_val else "--", label=label))
+    ax_acc.set_title(f"Accuracy per epoch ({vname})")
+    ax_acc.set_ylabel("accuracy (%)")
+    ax_loss.set_title(f"Loss per epoch ({vname})")
+    ax_loss.set_ylabel("cross-entropy loss (nats)")
     for ax in (ax_acc, ax_loss):
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
-    style = [Line2D([], [], color="gray", lw=2, label="validation"), Line2D([], [], color="gray", ls="--", label="training")]
-    ax_acc.legend(loc="lower right", fontsize=8)
+    style = [Line2D([], [], color="gray", lw=2, label="validation"),
+             Line2D([], [], color="gray", ls="--", label="training"),
+             Line2D([], [], color="gray", ls="", marker="o", mec="black", label="epoch kept")]
+    if any(len(runs) > 1 for runs in groups.values()):
+        style[:1] = [Line2D([], [], color="gray", lw=2.2, label="validation, mean of seeds"),
+                     Line2D([], [], color="gray", lw=0.9, alpha=0.6, label="validation, one seed")]
+    ax_acc.legend(handles=handles, loc="lower right", fontsize=8)
     ax_loss.legend(handles=style, loc="upper right", fontsize=8)
     fig.suptitle("Model comparison: learning curves", fontsize=13, fontweight="bold")
     fig.tight_layout()
@@ -178,52 +196,77 @@ def confusion(cm: np.ndarray, class_names, path: Path, *, title: str, color: str
     return _save(fig, path)
 
 
-def mistakes(images: np.ndarray, y_true, probs, indices, class_names, path: Path, *, title: str, cols: int = 8) -> Path:
-    """A grid of test images with true label, predicted label and its probability."""
-    n = len(indices)
-    cols = max(1, min(cols, n)) if n else 1
+def _mosaic(tiles: np.ndarray, cols: int, gap: int, top: int = 0) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Tiles (n, h, w) laid out `cols` to a row on a NaN background, `gap` pixels apart and `top`
+    pixels of room above each tile (for its label); returns the mosaic and each tile's (row, col) origin."""
+    n, h, w = tiles.shape
+    cols = max(1, min(cols, n))
     rows = max(1, -(-n // cols))
-    fig = _figure(1.45 * cols + 0.4, 1.75 * rows + 0.6)
-    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    ch, cw = top + h + gap, w + gap
+    mosaic = np.full((rows * ch - gap, cols * cw - gap), np.nan)
+    origins = []
+    for i, tile in enumerate(tiles):
+        y, x = (i // cols) * ch + top, (i % cols) * cw
+        mosaic[y:y + h, x:x + w] = tile
+        origins.append((y, x))
+    return mosaic, origins
+
+
+def _grid_figure(mosaic: np.ndarray, inches_per_px: float, title: str):
+    """One axes holding the whole mosaic, filling the figure below the title (no tight_layout: one
+    axes of known size needs none, and a figure of many small axes is slow to lay out)."""
+    rows, cols = mosaic.shape
+    head = 0.45
+    fig = _figure(cols * inches_per_px + 0.2, rows * inches_per_px + head + 0.1)
+    width, height = fig.get_size_inches()
+    ax = fig.add_axes((0.1 / width, 0.1 / height, 1 - 0.2 / width, 1 - (head + 0.1) / height))
+    ax.axis("off")
+    fig.suptitle(title, fontweight="bold", y=1 - 0.08 / height, va="top")
+    return fig, ax
+
+
+def mistakes(images: np.ndarray, y_true, probs, indices, class_names, path: Path, *, title: str, cols: int = 8) -> Path:
+    """A grid of test images with true label, predicted label and its probability, drawn as one
+    mosaic (dark ink on white, as the digits are written), each tile framed in grey."""
+    from matplotlib.patches import Rectangle
+
+    images = np.asarray(images)
+    h, w = images.shape[1:3]
+    idx = np.asarray(indices, dtype=int)
     names = [str(c) for c in class_names]
-    for ax in axes:
-        ax.axis("off")
-    for ax, idx in zip(axes, indices):
-        p = probs[idx]
+    gap = max(3, w // 6)
+    ipp = 1.3 / (w + gap)  # inches per pixel: a tile and its gap take 1.3 in
+    tiles = np.full((max(cols, idx.size), h, w), np.nan)  # a full first row, so every grid is as wide
+    tiles[: idx.size] = images[idx]
+    mosaic, origins = _mosaic(tiles, cols, gap=gap, top=round(0.34 / ipp))
+    fig, ax = _grid_figure(mosaic, ipp, title)
+    ax.imshow(np.ma.masked_invalid(mosaic), cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+    for (y, x), i in zip(origins, idx):
+        p = probs[i]
         pred = int(np.argmax(p))
-        ax.imshow(images[idx], cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
-        ax.set_title(f"true: {names[int(y_true[idx])]}\npred: {names[pred]} ({p[pred]:.2f})", fontsize=7.5, color="#a01010")
-    if n == 0:
-        axes[0].text(0.5, 0.5, "no mistakes on the test set", ha="center", va="center", fontsize=11)
-    fig.suptitle(title, fontweight="bold")
-    fig.tight_layout()
+        ax.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, ec="0.7", lw=0.6, clip_on=False))
+        ax.text(x + w / 2, y - 1.5, f"true: {names[int(y_true[i])]}\npred: {names[pred]} ({p[pred]:.2f})",
+                ha="center", va="bottom", fontsize=7.5, color="#a01010", linespacing=1.15)
+    if not idx.size:
+        ax.text(mosaic.shape[1] / 2, mosaic.shape[0] / 2, "no mistakes on the test set", ha="center", va="center", fontsize=11)
     return _save(fig, path)
 
 
 def first_layer(weights: np.ndarray, image_shape: tuple[int, int], path: Path, *, title: str, max_units: int = 32, cols: int = 8) -> Path:
     """Each of the first `max_units` hidden units' input weights drawn as an H×W tile of one mosaic
-    (red positive, blue negative, each tile scaled to its own largest magnitude)."""
-    w = np.asarray(weights, dtype=float)[:max_units]
-    n = w.shape[0]
-    h, wd = image_shape
-    cols = max(1, min(cols, n))
-    rows = max(1, -(-n // cols))
-    gap = 2
-    mosaic = np.full((rows * (h + gap) - gap, cols * (wd + gap) - gap), np.nan)
-    for i, unit in enumerate(w):
-        r, c = divmod(i, cols)
-        lim = float(np.abs(unit).max()) or 1.0
-        mosaic[r * (h + gap): r * (h + gap) + h, c * (wd + gap): c * (wd + gap) + wd] = unit.reshape(h, wd) / lim
-    fig = _figure(1.25 * cols + 0.3, 1.3 * rows + 0.7)
-    ax = fig.subplots()
+    (red positive, blue negative, each tile scaled to its own largest magnitude), unit number above."""
     from matplotlib import colormaps
 
+    w = np.asarray(weights, dtype=float)[:max_units]
+    h, wd = image_shape
+    lim = np.abs(w).max(axis=1, keepdims=True)
+    tiles = (w / np.where(lim > 0, lim, 1.0)).reshape(-1, h, wd)
+    gap = 3
+    ipp = 1.15 / (wd + gap)  # inches per pixel: a tile and its gap take 1.15 in
+    mosaic, origins = _mosaic(tiles, cols, gap=gap, top=round(0.16 / ipp))
+    fig, ax = _grid_figure(mosaic, ipp, title)
     cmap = colormaps["RdBu_r"].with_extremes(bad="white")
     ax.imshow(np.ma.masked_invalid(mosaic), cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
-    for i in range(n):
-        r, c = divmod(i, cols)
-        ax.text(c * (wd + gap) + 1, r * (h + gap) + 1, str(i), fontsize=6.5, va="top", ha="left", color="0.25")
-    ax.axis("off")
-    ax.set_title(title, fontweight="bold")
-    fig.tight_layout()
+    for i, (y, x) in enumerate(origins):
+        ax.text(x + wd / 2, y - 1, f"unit {i}", ha="center", va="bottom", fontsize=6.5, color="0.3")
     return _save(fig, path)

@@ -1,0 +1,100 @@
+"""Saved models: exact round trip, strict checks on load, and no unpickling, ever."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+import torch
+
+from mlplab.cli.main import main
+from mlplab.config import load_config
+from mlplab.errors import ModelFileError
+from mlplab.model import build_model
+from mlplab.runs import load_model, save_model
+
+
+@pytest.fixture
+def saved(tmp_path):
+    model = build_model(load_config("tutorial-128-64").model, 784, 10, seed=5)
+    save_model(tmp_path, model, name="m", class_names=[str(i) for i in range(10)], image_shape=(28, 28),
+               extra={"metrics": {"test_accuracy": 0.5}})
+    return tmp_path, model
+
+
+def test_round_trip_is_exact_and_the_file_alone_rebuilds_the_model(saved):
+    path, model = saved
+    loaded = load_model(path)
+    assert loaded.description["architecture"] == model.spec.model_dump(mode="json")
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.model.state_dict()[key])
+    x = torch.rand(7, 784)
+    assert torch.equal(model.eval()(x), loaded.model(x))
+    assert loaded.class_names == [str(i) for i in range(10)] and loaded.metrics == {"test_accuracy": 0.5}
+    assert load_model(path / "model.json").description == load_model(path / "model.safetensors").description
+    assert set(loaded.description["versions"]) >= {"mlplab", "torch", "numpy", "python"}
+
+
+def test_a_shape_that_disagrees_with_the_architecture_is_refused(saved):
+    path, _ = saved
+    desc = json.loads((path / "model.json").read_text())
+    desc["architecture"]["layers"][0]["units"] = 100
+    (path / "model.json").write_text(json.dumps(desc))
+    with pytest.raises(ModelFileError, match=r"tensor layers.0.weight is torch.float32 \(128, 784\), the architecture needs torch.float32 \(100, 784\)"):
+        load_model(path)
+
+
+def test_non_finite_weights_are_refused(tmp_path):
+    model = build_model(load_config("tutorial-50-25").model)
+    with torch.no_grad():
+        model.layers[0].weight[3, 3] = float("nan")
+    save_model(tmp_path, model, name="m", class_names=list("0123456789"), image_shape=(28, 28))
+    with pytest.raises(ModelFileError, match="layers.0.weight holds non-finite values"):
+        load_model(tmp_path)
+
+
+def test_truncated_weights_are_a_clear_error(saved):
+    path, _ = saved
+    data = (path / "model.safetensors").read_bytes()
+    (path / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="not a valid safetensors file"):
+        load_model(path)
+
+
+def test_missing_description_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelFileError, match="no model.json here"):
+        load_model(tmp_path)
+
+
+class Payload:
+    """Unpickling this writes a marker file: the proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("name", ["evil.pt", "evil.pkl", "model.safetensors"])
+def test_a_malicious_pickle_is_refused_and_its_payload_never_runs(tmp_path, name, capsys):
+    marker = tmp_path / "pwned"
+    target = tmp_path / name
+    target.write_bytes(pickle.dumps(Payload(marker)))
+    with pytest.raises(ModelFileError, match="pickle|refusing|not a valid"):
+        load_model(target)
+    assert main(["evaluate", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert not marker.exists()
+    # sanity check: the payload really is live when unpickled
+    pickle.loads(target.read_bytes())
+    assert marker.exists()
+
+
+def test_torch_save_archives_are_refused(tmp_path):
+    path = tmp_path / "weights.bin"
+    torch.save({"w": torch.zeros(2)}, path)
+    with pytest.raises(ModelFileError, match="pickle"):
+        load_model(path)

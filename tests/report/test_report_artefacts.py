@@ -155,11 +155,11 @@ def test_test_as_validation_is_flagged(tmp_path):
     assert json.loads(arts["summary_json"].read_text())["models"][0]["published_accuracy"] is None
 
 
-def test_missing_validation_columns_and_no_mistakes(tmp_path):
+def test_missing_validation_columns_no_mistakes_and_no_flop_count(tmp_path):
     (r,) = make_results({"tutorial-512-512": 1})
     perfect = np.eye(len(CLASSES), dtype=np.float32)[r.y_true]
     r = replace(r, history=[{k: v for k, v in row.items() if not k.startswith("val_")} for row in r.history],
-                probs=perfect, test_accuracy=1.0, best_epoch=None)
+                probs=perfect, test_accuracy=1.0, best_epoch=None, train_flops=0)  # no FLOP count: not on the log axis
     arts = write_report([r], tmp_path, title="t", commands=[], notes=[], environment={}, print_fn=lambda s: None)
     assert arts["comparison"].is_file() and arts["mistakes/tutorial-512-512"].is_file()
     assert "No confusions." in arts["report_html"].read_text()
@@ -196,3 +196,18 @@ def test_seed_mean_curve_stops_where_the_first_seed_stopped():
     assert ep.tolist() == list(range(1, min(r.epochs_run for r in runs) + 1))
     expected = np.mean([_series(r, "val_accuracy")[1][: ep.size] for r in runs], axis=0)
     np.testing.assert_allclose(mean, expected)
+
+
+def test_names_that_share_a_slug_get_their_own_files_and_anchors(tmp_path):
+    from mlplab.report.results import unique_slugs
+
+    assert unique_slugs(["a b", "a/b", "A-B", "c"]) == {"a b": "a-b", "a/b": "a-b-2", "A-B": "A-B-3", "c": "c"}
+    (r,) = make_results({"tutorial-50-25": 1})
+    arts = write_report([replace(r, name="mlp 50/25"), replace(r, name="mlp 50 25", seed=1)], tmp_path, title="t",
+                        commands=[], notes=[], environment={}, print_fn=lambda s: None)
+    pngs = [arts[f"confusion/{n}"] for n in ("mlp 50/25", "mlp 50 25")]
+    assert len(set(pngs)) == 2 and all(p.is_file() for p in pngs)
+    page = arts["report_html"].read_text()
+    ids = re.findall(r'<section id="(model-[^"]+)"', page)
+    assert ids == ["model-mlp-50-25", "model-mlp-50-25-2"]
+    assert all(f'href="#{i}"' in page for i in ids)

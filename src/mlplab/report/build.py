@@ -10,7 +10,7 @@ from typing import TextIO
 import numpy as np
 
 from mlplab.report import html, metrics, plots, table
-from mlplab.report.results import RunResult, group_by_model, representative, slug
+from mlplab.report.results import RunResult, group_by_model, representative, unique_slugs
 
 FLOPS_TEXT = (
     "Training FLOPs count the forward and backward matrix products: 2·in·out per weight forward, "
@@ -26,7 +26,7 @@ MISTAKES_SHOWN = 16
 UNITS_SHOWN = 32
 
 
-def _analyse(name: str, runs: list[RunResult], color: str, out: Path, artefacts: dict[str, Path]) -> dict:
+def _analyse(name: str, runs: list[RunResult], color: str, s: str, out: Path, artefacts: dict[str, Path]) -> dict:
     """Per-model figures and metrics, of the median-accuracy seed."""
     r = representative(runs)
     y_true, probs = np.asarray(r.y_true, dtype=np.int64), np.asarray(r.probs)
@@ -34,7 +34,6 @@ def _analyse(name: str, runs: list[RunResult], color: str, out: Path, artefacts:
     k = len(r.class_names)
     names = [str(c) for c in r.class_names]
     cm = metrics.confusion_matrix(y_true, probs.argmax(axis=1), k)
-    s = slug(name)
     seed_note = f" (seed {r.seed})" if len(runs) > 1 else ""
     artefacts[f"confusion/{name}"] = plots.confusion(
         cm, names, out / f"confusion_{s}.png", title=f"Confusion matrix: {name}{seed_note}", color=color)
@@ -49,6 +48,7 @@ def _analyse(name: str, runs: list[RunResult], color: str, out: Path, artefacts:
         title=f"First-layer weights: {name}{seed_note}", max_units=UNITS_SHOWN)
     return {
         "name": name,
+        "slug": s,
         "color": color,
         "seed": r.seed,
         "class_names": names,
@@ -99,7 +99,8 @@ def write_report(
     artefacts: dict[str, Path] = {}
     artefacts["comparison"] = plots.comparison(groups, colors, out / "comparison.png", validated_on=validated_on)
     artefacts["accuracy_vs_cost"] = plots.accuracy_vs_cost(rows, colors, out / "accuracy_vs_cost.png")
-    models = [_analyse(name, runs, colors[name], out, artefacts) for name, runs in groups.items()]
+    slugs = unique_slugs(groups)
+    models = [_analyse(name, runs, colors[name], slugs[name], out, artefacts) for name, runs in groups.items()]
 
     per_class = {
         m["name"]: {

@@ -69,18 +69,18 @@ def _table(heads: list[str], rows: list[list[str]], numeric: set[int] = frozense
     return f'<div class="scroll"><table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
-def _anchor(name: str) -> str:
-    return "model-" + "".join(ch if ch.isalnum() else "-" for ch in name)
+def _anchor(m: dict) -> str:
+    return "model-" + m["slug"]
 
 
-def _summary_table(rows: list[dict], colors: dict[str, str]) -> str:
+def _summary_table(rows: list[dict], colors: dict[str, str], anchors: dict[str, str]) -> str:
     cells = [display_cells(r) for r in rows]
     heads = list(cells[0])
     out = []
     for r, c in zip(rows, cells):
         sw = f'<span class="swatch" style="background:{colors[r["model"]]}"></span>'
         vals = [escape(c[h]) for h in heads]
-        vals[0] = f'{sw}<a href="#{_anchor(r["model"])}">{vals[0]}</a>'
+        vals[0] = f'{sw}<a href="#{anchors[r["model"]]}">{vals[0]}</a>'
         out.append(vals)
     numeric = {i for i, h in enumerate(heads) if h in {"params", "training FLOPs", "wall s", "samples/s", "test loss", "seeds"}}
     return _table(heads, out, numeric)
@@ -88,7 +88,7 @@ def _summary_table(rows: list[dict], colors: dict[str, str]) -> str:
 
 def _model_section(m: dict) -> str:
     name = m["name"]
-    parts = [f'<section id="{_anchor(name)}"><h2><span class="swatch" style="background:{m["color"]}"></span>{escape(name)}</h2>']
+    parts = [f'<section id="{_anchor(m)}"><h2><span class="swatch" style="background:{m["color"]}"></span>{escape(name)}</h2>']
     seeds = _table(
         ["seed", "test acc", "test loss", "epochs run", "epoch kept", "training FLOPs", "wall s", "run directory"],
         [
@@ -147,7 +147,7 @@ def render(
     flops_text: str,
     warnings: list[str],
 ) -> str:
-    nav = "".join(f'<a href="#{_anchor(m["name"])}">{escape(m["name"])}</a>' for m in models)
+    nav = "".join(f'<a href="#{_anchor(m)}">{escape(m["name"])}</a>' for m in models)
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -160,7 +160,7 @@ def render(
         out.append(f'<p class="warn">{escape(w)}</p>')
     if notes:
         out.append("<section><h2>Notes</h2><ul>" + "".join(f"<li>{escape(n)}</li>" for n in notes) + "</ul></section>")
-    out.append(f'<section id="summary"><h2>Summary</h2>{_summary_table(rows, colors)}'
+    out.append(f'<section id="summary"><h2>Summary</h2>{_summary_table(rows, colors, {m["name"]: _anchor(m) for m in models})}'
                "<p>Test accuracy with several seeds: mean ± standard deviation [95 % Student-t interval]. "
                "Epochs run: the epoch at which training stopped (early stopping or the epoch limit); "
                "epoch kept: the epoch whose weights the model holds.</p></section>")

@@ -12,6 +12,7 @@ import numpy as np
 
 from mlplab.report.metrics import pareto_front
 from mlplab.report.results import RunResult
+from mlplab.report.table import si
 
 DPI = 130
 _PALETTE = (
@@ -135,9 +136,14 @@ COST_CAPTION = (
 
 
 def accuracy_vs_cost(rows: list[dict], colors: dict[str, str], path: Path) -> Path:
-    """rows: summary rows (model, train_flops, test_accuracy, test_accuracy_std, seeds)."""
+    """rows: summary rows (model, train_flops, test_accuracy, test_accuracy_std, seeds). Models
+    without a positive FLOP count cannot sit on a log axis: they are named under the plot instead."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     fig = _figure(7.5, 5)
     ax = fig.subplots()
+    missing = [r["model"] for r in rows if not (np.isfinite(r["train_flops"]) and r["train_flops"] > 0)]
+    rows = [r for r in rows if r["model"] not in missing]
     x = np.array([r["train_flops"] for r in rows], dtype=float)
     y = np.array([r["test_accuracy"] * 100 for r in rows])
     front = pareto_front(x, y)
@@ -152,17 +158,24 @@ def accuracy_vs_cost(rows: list[dict], colors: dict[str, str], path: Path) -> Pa
                     zorder=3, label=r["model"] + (f" ({r['seeds']} seeds)" if r["seeds"] > 1 else ""))
         ax.annotate(f"{yi:.2f} %", (xi, yi), textcoords="offset points", xytext=(8, -12), fontsize=8, color=c)
     ax.set_xscale("log")
-    if x.size and x.min() > 0:
+    if x.size:
         ax.set_xlim(x.min() / 2.5, x.max() * 2.5)
-    err = np.array([r["test_accuracy_std"] * 100 if r["seeds"] > 1 else 0.0 for r in rows])
-    lo, hi = float((y - err).min()), float((y + err).max())
-    pad = max(0.3, (hi - lo) * 0.15)
-    ax.set_ylim(max(0.0, lo - pad), min(100.0 + pad / 3, hi + pad))
-    ax.set_xlabel("training cost (FLOPs, log scale)")
+        decades = np.log10(x.max() / x.min()) + 0.8
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0,) if decades > 3 else (1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: si(v)))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        err = np.array([r["test_accuracy_std"] * 100 if r["seeds"] > 1 else 0.0 for r in rows])
+        lo, hi = float((y - err).min()), float((y + err).max())
+        pad = max(0.3, (hi - lo) * 0.15)
+        ax.set_ylim(max(0.0, lo - pad), min(100.0 + pad / 3, hi + pad))
+        ax.legend(loc="lower right", fontsize=8)
+    if missing:
+        ax.text(0.5, -0.2, "not drawn (no training FLOP count): " + ", ".join(missing), transform=ax.transAxes,
+                ha="center", va="top", fontsize=8, color="0.35", wrap=True)
+    ax.set_xlabel("training cost (FLOPs, log scale; k, M, G, T = 10³, 10⁶, 10⁹, 10¹²)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Accuracy against training cost", fontweight="bold")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -79,3 +79,19 @@ def slug(name: str) -> str:
     """A file-name-safe form of a model name."""
     s = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
     return s or "model"
+
+
+def unique_slugs(names) -> dict[str, str]:
+    """{name: slug} with distinct slugs: names that differ only in characters a slug drops
+    ("a b", "a/b") get -2, -3… so their files and anchors do not overwrite each other."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for name in names:
+        base = s = slug(name)
+        n = 1
+        while s.lower() in taken:  # case-insensitive file systems
+            n += 1
+            s = f"{base}-{n}"
+        taken.add(s.lower())
+        out[name] = s
+    return out

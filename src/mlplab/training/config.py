@@ -7,33 +7,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing import ClassVar
+
+from pydantic import Field, field_validator, model_validator
+
+from mlplab.validation import Strict, Tagged, non_negative, positive, positive_int, unit_interval
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class OptimizerBase(Tagged):
+    tag_field: ClassVar[str] = "name"
 
 
-class _Tagged(_Strict):
-    """A member of a tagged union: its tag counts as set, so `exclude_unset` dumps re-validate."""
-
-    def model_post_init(self, context: object) -> None:
-        self.__pydantic_fields_set__.add("name")
-
-
-def _positive(value: float) -> float:
-    if value <= 0:
-        raise ValueError(f"must be positive, got {value}")
-    return value
-
-
-def _unit_interval(value: float) -> float:
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"must be in [0, 1), got {value}")
-    return value
-
-
-class RMSprop(_Tagged):
+class RMSprop(OptimizerBase):
     name: Literal["rmsprop"] = "rmsprop"
     learning_rate: float = 1e-3
     rho: float = 0.9
@@ -41,11 +26,11 @@ class RMSprop(_Tagged):
     epsilon: float = 1e-7
     weight_decay: float = 0.0
 
-    _lr = field_validator("learning_rate", "epsilon")(_positive)
-    _rho = field_validator("rho", "momentum")(_unit_interval)
+    _lr = field_validator("learning_rate", "epsilon")(positive)
+    _rho = field_validator("rho", "momentum")(unit_interval)
 
 
-class Adam(_Tagged):
+class Adam(OptimizerBase):
     name: Literal["adam"] = "adam"
     learning_rate: float = 1e-3
     beta_1: float = 0.9
@@ -53,11 +38,11 @@ class Adam(_Tagged):
     epsilon: float = 1e-7
     weight_decay: float = 0.0
 
-    _lr = field_validator("learning_rate", "epsilon")(_positive)
-    _betas = field_validator("beta_1", "beta_2")(_unit_interval)
+    _lr = field_validator("learning_rate", "epsilon")(positive)
+    _betas = field_validator("beta_1", "beta_2")(unit_interval)
 
 
-class AdamW(_Tagged):
+class AdamW(OptimizerBase):
     name: Literal["adamw"] = "adamw"
     learning_rate: float = 1e-3
     beta_1: float = 0.9
@@ -65,19 +50,19 @@ class AdamW(_Tagged):
     epsilon: float = 1e-7
     weight_decay: float = 0.004  # Keras's AdamW default
 
-    _lr = field_validator("learning_rate", "epsilon")(_positive)
-    _betas = field_validator("beta_1", "beta_2")(_unit_interval)
+    _lr = field_validator("learning_rate", "epsilon")(positive)
+    _betas = field_validator("beta_1", "beta_2")(unit_interval)
 
 
-class SGD(_Tagged):
+class SGD(OptimizerBase):
     name: Literal["sgd"] = "sgd"
     learning_rate: float = 1e-2
     momentum: float = 0.0
     nesterov: bool = False
     weight_decay: float = 0.0
 
-    _lr = field_validator("learning_rate")(_positive)
-    _momentum = field_validator("momentum")(_unit_interval)
+    _lr = field_validator("learning_rate")(positive)
+    _momentum = field_validator("momentum")(unit_interval)
 
     @model_validator(mode="after")
     def _nesterov_needs_momentum(self) -> "SGD":
@@ -89,7 +74,7 @@ class SGD(_Tagged):
 Optimizer = Annotated[Union[RMSprop, Adam, AdamW, SGD], Field(discriminator="name")]
 
 
-class Schedule(_Strict):
+class Schedule(Strict):
     """Learning rate over epochs: constant, step (×gamma every step_size epochs), cosine, one_cycle."""
 
     name: Literal["constant", "step", "cosine", "one_cycle"] = "constant"
@@ -99,18 +84,13 @@ class Schedule(_Strict):
     max_learning_rate: float | None = None  # one_cycle peak; defaults to 10x the optimizer's rate
     warmup_fraction: float = 0.3
 
-    @field_validator("step_size")
-    @classmethod
-    def _step_positive(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError(f"must be a positive integer, got {value}")
-        return value
+    _step_size = field_validator("step_size")(positive_int)
 
-    _gamma = field_validator("gamma")(_positive)
-    _warmup = field_validator("warmup_fraction")(_unit_interval)
+    _gamma = field_validator("gamma")(positive)
+    _warmup = field_validator("warmup_fraction")(unit_interval)
 
 
-class EarlyStopping(_Strict):
+class EarlyStopping(Strict):
     """Stop when `monitor` has not improved by `min_delta` for `patience` epochs.
 
     restore_best_weights defaults to true (unlike Keras): the kept model is then the one the
@@ -123,19 +103,7 @@ class EarlyStopping(_Strict):
     min_delta: float = 0.0
     restore_best_weights: bool = True
 
-    @field_validator("patience")
-    @classmethod
-    def _patience_non_negative(cls, value: int) -> int:
-        if value < 0:
-            raise ValueError(f"must be >= 0, got {value}")
-        return value
-
-    @field_validator("min_delta")
-    @classmethod
-    def _delta_non_negative(cls, value: float) -> float:
-        if value < 0:
-            raise ValueError(f"must be >= 0, got {value}")
-        return value
+    _non_negative = field_validator("patience", "min_delta")(non_negative)
 
     @property
     def resolved_mode(self) -> Literal["min", "max"]:
@@ -144,7 +112,7 @@ class EarlyStopping(_Strict):
         return "max" if "acc" in self.monitor else "min"
 
 
-class TrainingConfig(_Strict):
+class TrainingConfig(Strict):
     loss: Literal["categorical_crossentropy", "mean_squared_error"] = "categorical_crossentropy"
     optimizer: Optimizer = RMSprop()
     schedule: Schedule = Schedule()
@@ -155,12 +123,7 @@ class TrainingConfig(_Strict):
     validation_split: float = 0.1
     early_stopping: EarlyStopping | None = None
 
-    @field_validator("batch_size", "epochs")
-    @classmethod
-    def _count_positive(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError(f"must be a positive integer, got {value}")
-        return value
+    _counts = field_validator("batch_size", "epochs")(positive_int)
 
     @field_validator("seed")
     @classmethod
@@ -169,7 +132,7 @@ class TrainingConfig(_Strict):
             raise ValueError(f"must be in [0, 2**63), got {value}")
         return value
 
-    _split = field_validator("validation_split")(_unit_interval)
+    _split = field_validator("validation_split")(unit_interval)
 
     @model_validator(mode="after")
     def _monitor_needs_validation(self) -> "TrainingConfig":

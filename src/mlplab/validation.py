@@ -1,0 +1,49 @@
+"""Shared pieces of the validated config models: strictness and the checks their fields use.
+
+Each check raises ValueError with the value in the message; `mlplab.config` prefixes the key, so
+users read `model.layers[1].rate must be in [0, 1), got 1.5`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Strict(BaseModel):
+    # Unknown keys are errors: a typo such as `unit = 64` must not be silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tagged(Strict):
+    """A member of a tagged union: its tag counts as set, so `exclude_unset` dumps re-validate."""
+
+    tag_field: ClassVar[str] = "type"
+
+    def model_post_init(self, context: object) -> None:
+        self.__pydantic_fields_set__.add(type(self).tag_field)
+
+
+def positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError(f"must be positive, got {value}")
+    return value
+
+
+def positive_int(value: int) -> int:
+    if value < 1:
+        raise ValueError(f"must be a positive integer, got {value}")
+    return value
+
+
+def non_negative(value: float) -> float:
+    if value < 0:
+        raise ValueError(f"must be >= 0, got {value}")
+    return value
+
+
+def unit_interval(value: float) -> float:
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"must be in [0, 1), got {value}")
+    return value

@@ -5,9 +5,7 @@ Optimizer defaults are Keras's, so that numbers from Keras tutorials carry over.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
-
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 

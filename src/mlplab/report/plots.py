@@ -121,8 +121,8 @@ def comparison(groups: dict[str, list[RunResult]], colors: dict[str, str], path:
     if any(len(runs) > 1 for runs in groups.values()):
         style[:1] = [Line2D([], [], color="gray", lw=2.2, label="validation, mean of seeds"),
                      Line2D([], [], color="gray", lw=0.9, alpha=0.6, label="validation, one seed")]
-    ax_acc.legend(handles=handles, loc="lower right", fontsize=8)
-    ax_loss.legend(handles=style, loc="upper right", fontsize=8)
+    ax_acc.legend(handles=handles, loc="best", fontsize=8)
+    ax_loss.legend(handles=style, loc="best", fontsize=8)
     fig.suptitle("Model comparison: learning curves", fontsize=13, fontweight="bold")
     fig.tight_layout()
     return _save(fig, path)

@@ -18,15 +18,38 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from mlplab.config import ExperimentConfig, load_config, shipped_configs
-from mlplab.data import Dataset, list_datasets, load_data, load_dataset
-from mlplab.data.preprocess import flatten_scale, one_hot, train_val_split
 from mlplab.errors import ConfigError, DataError, MlplabError, ModelFileError, TrainingError
-from mlplab.estimator import MLPClassifier
-from mlplab.experiment import evaluate_run, resume_run, train_run
-from mlplab.model import ModelSpec, build_model, summarize, training_flops
-from mlplab.runs import load_model, save_model
-from mlplab.training import History, evaluate, fit, resolve_runtime, standard_callbacks
+
+# The rest is imported on first use, so that `import mlplab.report` or `mlplab --help` does not
+# pay for importing torch.
+_LAZY = {
+    "ExperimentConfig": "mlplab.config", "load_config": "mlplab.config", "shipped_configs": "mlplab.config",
+    "Dataset": "mlplab.data", "list_datasets": "mlplab.data", "load_data": "mlplab.data", "load_dataset": "mlplab.data",
+    "flatten_scale": "mlplab.data.preprocess", "one_hot": "mlplab.data.preprocess",
+    "train_val_split": "mlplab.data.preprocess",
+    "MLPClassifier": "mlplab.estimator",
+    "evaluate_run": "mlplab.experiment", "resume_run": "mlplab.experiment", "train_run": "mlplab.experiment",
+    "ModelSpec": "mlplab.model", "build_model": "mlplab.model", "summarize": "mlplab.model",
+    "training_flops": "mlplab.model",
+    "load_model": "mlplab.runs", "save_model": "mlplab.runs",
+    "History": "mlplab.training", "evaluate": "mlplab.training", "fit": "mlplab.training",
+    "resolve_runtime": "mlplab.training", "standard_callbacks": "mlplab.training",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mlplab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "ConfigError", "DataError", "Dataset", "ExperimentConfig", "History", "MLPClassifier", "MlplabError",

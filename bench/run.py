@@ -107,6 +107,27 @@ def run_child(module: str, args: list[str], threads: int, timeout: float) -> dic
     return result
 
 
+def background_cores(seconds: float) -> float | None:
+    """Cores kept busy by other processes over `seconds` while this one only sleeps."""
+    before = _cpu_busy_jiffies()
+    time.sleep(seconds)
+    after = _cpu_busy_jiffies()
+    if not before or not after or after[1] == before[1]:
+        return None
+    ncpu = os.cpu_count() or 1
+    return ncpu * (after[0] - before[0]) / (after[1] - before[1])
+
+
+def wait_for_quiet(threshold: float, patience: float, log) -> float | None:
+    """Measure the background load; with `patience` > 0, wait up to that long for it to fall below threshold."""
+    deadline = time.monotonic() + patience
+    load = background_cores(2.0)
+    while load is not None and load > threshold and time.monotonic() < deadline:
+        log(f"bench: others keep {load:.2f} cores busy (> {threshold}); waiting for a quiet machine …")
+        load = background_cores(10.0)
+    return load
+
+
 # --------------------------------------------------------------------------------------------
 # the plan
 
@@ -356,6 +377,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--name", default=None, help="result file name (default: date-time, '-quick'/'-noisy' marked)")
     p.add_argument("--noise-cores", type=float, default=0.25,
                    help="mark the run noisy when other processes used more cores than this (default 0.25)")
+    p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+                   help="before starting, wait up to this long for other processes to fall below --noise-cores")
     p.add_argument("--peer-timeout", type=float, default=1800)
     p.add_argument("--update-readme", action="store_true", help="write the tables into README.md's bench block")
     p.add_argument("--from-json", default=None, help="only re-render the tables of an earlier result file")
@@ -390,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
 
     started = dt.datetime.now()
     log(f"bench: {len(args.models)} model(s), peers {', '.join(args.peers)}, {args.threads} threads each")
+    quiet = wait_for_quiet(args.noise_cores, args.wait_idle, log)
+    if quiet is not None:
+        log(f"bench: background load before starting: {quiet:.2f} cores")
     log("bench: measuring the matmul peak …")
     peak = run_child("bench.peak", ["--threads", str(args.threads)], args.threads, 600)
     if peak.get("status") == "ok":
@@ -438,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
             "name": name, "date": started.isoformat(timespec="seconds"),
             "command": " ".join(["python", "bench/run.py", *(argv if argv is not None else sys.argv[1:])]),
             "threads": args.threads, "epochs": args.epochs, "warmup": args.warmup, "quick": args.quick,
-            "cpu": cpu_info(), "noisy": noisy, "max_others_cores": max_others, "noise_threshold_cores": args.noise_cores,
+            "cpu": cpu_info(), "background_cores_before": quiet, "noisy": noisy, "max_others_cores": max_others, "noise_threshold_cores": args.noise_cores,
             "python": sys.version.split()[0],
         },
         "peak": peak, "models": args.models, "results": results, "skipped": skipped, **extras,

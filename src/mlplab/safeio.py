@@ -71,8 +71,12 @@ def refuse_pickle(path: Path) -> None:
         )
     if path.is_file():
         with path.open("rb") as handle:
-            head = handle.read(2)
-        if head[:1] == b"\x80" or head == b"PK":  # pickle protocol 2+ or a zip-wrapped torch.save
+            head = handle.read(9)
+        # A safetensors file starts with an 8-byte header length, then its JSON header's "{" (the
+        # length's first byte may be anything, 0x80 included, so check that first).
+        if head[8:9] == b"{":
+            return
+        if (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")) or head[:4] == b"PK\x03\x04":
             raise ModelFileError(f"{path}: looks like a pickle or torch.save archive; refusing to load it")
 
 

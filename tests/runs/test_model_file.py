@@ -98,3 +98,16 @@ def test_torch_save_archives_are_refused(tmp_path):
     torch.save({"w": torch.zeros(2)}, path)
     with pytest.raises(ModelFileError, match="pickle"):
         load_model(path)
+
+
+def test_safetensors_whose_header_length_starts_with_0x80_are_not_mistaken_for_pickles(tmp_path):
+    from mlplab.safeio import load_tensors, save_tensors
+
+    for size in range(1, 400):
+        path = tmp_path / "t.safetensors"
+        save_tensors(path, {"x" * size: torch.zeros(1)})
+        if path.read_bytes()[0] == 0x80:
+            tensors, _ = load_tensors(path)
+            assert list(tensors) == ["x" * size]
+            return
+    pytest.fail("no header length with a 0x80 first byte was produced")

@@ -25,7 +25,7 @@ from mlplab.training.device import Runtime, flush_denormals, resolve_runtime
 from mlplab.training.history import History
 from mlplab.training.interrupt import stop_on_signals
 from mlplab.training.losses import make_loss
-from mlplab.training.optim import learning_rate_at, make_optimizer, set_learning_rate
+from mlplab.training.optim import flatten_parameters, learning_rate_at, make_optimizer, set_learning_rate
 from mlplab.training.state import TrainingState
 
 ArrayPair = tuple[Any, Any]
@@ -79,7 +79,7 @@ def fit(
     callbacks = list(callbacks)
     state = TrainingState(
         model=model,
-        optimizer=make_optimizer(model.parameters(), config.optimizer),
+        optimizer=make_optimizer([flatten_parameters(model)], config.optimizer),
         config=config,
         runtime=runtime,
         loss_fn=make_loss(config.loss, model.spec.output.activation),
@@ -157,7 +157,7 @@ def train_step(state: TrainingState, x: torch.Tensor, y: torch.Tensor) -> tuple[
     with state.runtime.autocast():
         outputs = state.model(x)
     loss = state.loss_fn(outputs.float(), y, "mean")
-    state.optimizer.zero_grad(set_to_none=True)
+    state.optimizer.zero_grad(set_to_none=False)  # the gradients are views into one flat buffer
     loss.backward()
     state.optimizer.step()
     return loss.detach(), (outputs.detach().argmax(dim=1) == y).sum()

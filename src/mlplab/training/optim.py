@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import torch
 
 from mlplab.training.config import SGD, Adam, AdamW, Optimizer, RMSprop, Schedule
+from mlplab.training.flat_optim import FlatAdam, FlatRMSprop, fused_adam_available
 
 
 def _fused_kwargs(params: list[torch.Tensor]) -> dict:
@@ -16,8 +17,36 @@ def _fused_kwargs(params: list[torch.Tensor]) -> dict:
     return {"fused": True} if all(p.dtype == torch.float32 for p in params) else {}
 
 
+def flatten_parameters(model: torch.nn.Module) -> torch.Tensor:
+    """Move every trainable parameter (and its gradient) into one contiguous buffer; return it.
+
+    The parameters become views into the buffer, so the model works as before, while the
+    optimizer updates a single tensor: a handful of vectorised ops per step instead of a handful
+    per weight and bias. For small MLPs that per-tensor overhead costs more than the update itself.
+    Keeping `.grad` defined (never set to None) makes autograd accumulate into the views in place.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters")
+    flat = torch.nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
+    flat.grad = torch.zeros_like(flat)
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.data = flat.data[offset : offset + n].view_as(p)
+        p.grad = flat.grad[offset : offset + n].view_as(p)
+        offset += n
+    return flat
+
+
 def make_optimizer(parameters: Iterable[torch.Tensor], config: Optimizer) -> torch.optim.Optimizer:
     params = [p for p in parameters if p.requires_grad]
+    if isinstance(config, RMSprop) and config.momentum == 0 and len(params) == 1:
+        return FlatRMSprop(params, lr=config.learning_rate, rho=config.rho, eps=config.epsilon,
+                           weight_decay=config.weight_decay)
+    if isinstance(config, (Adam, AdamW)) and len(params) == 1 and fused_adam_available() and params[0].dtype == torch.float32:
+        return FlatAdam(params, lr=config.learning_rate, betas=(config.beta_1, config.beta_2), eps=config.epsilon,
+                        weight_decay=config.weight_decay, decoupled=isinstance(config, AdamW))
     if isinstance(config, RMSprop):
         # Keras and torch share RMSprop's update (epsilon outside the square root); Keras's rho is torch's alpha.
         return torch.optim.RMSprop(

@@ -1,0 +1,96 @@
+"""mlplab's flat-buffer optimizers against torch.optim's (the reference), and the schedules."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mlplab.config import load_config
+from mlplab.model import build_model
+from mlplab.training.config import Adam, AdamW, RMSprop, Schedule
+from mlplab.training.flat_optim import FlatAdam, FlatRMSprop
+from mlplab.training.optim import flatten_parameters, learning_rate_at, make_optimizer
+
+
+def _run(make, steps=25, zeros=True):
+    torch.manual_seed(0)
+    p = torch.nn.Parameter(torch.randn(1000))
+    optimizer = make(p)
+    for i in range(steps):
+        p.grad = torch.randn(1000) * (1 + i % 3)
+        if zeros:
+            p.grad[:200] = 0  # like MNIST's blank border pixels: moments stay exactly zero
+        optimizer.step()
+    return p.detach()
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_flat_rmsprop_matches_torch_exactly(weight_decay):
+    ours = _run(lambda p: FlatRMSprop([p], lr=1e-3, rho=0.9, eps=1e-7, weight_decay=weight_decay))
+    ref = _run(lambda p: torch.optim.RMSprop([p], lr=1e-3, alpha=0.9, eps=1e-7, weight_decay=weight_decay, foreach=False))
+    assert torch.equal(ours, ref)
+
+
+@pytest.mark.parametrize(("decoupled", "reference"), [(False, torch.optim.Adam), (True, torch.optim.AdamW)])
+def test_flat_adam_matches_torchs_fused_adam_exactly(decoupled, reference):
+    ours = _run(lambda p: FlatAdam([p], lr=1e-3, eps=1e-7, weight_decay=0.01, decoupled=decoupled))
+    ref = _run(lambda p: reference([p], lr=1e-3, eps=1e-7, weight_decay=0.01, fused=True))
+    assert torch.equal(ours, ref)
+    single = _run(lambda p: reference([p], lr=1e-3, eps=1e-7, weight_decay=0.01, foreach=False))
+    assert torch.allclose(ours, single, rtol=0, atol=1e-6)
+
+
+def test_rmsprop_follows_kerass_formula():
+    """Keras: v ← ρv + (1−ρ)g²; θ ← θ − lr·g/(√v + ε), computed here in float64."""
+    p = torch.nn.Parameter(torch.tensor([0.5, -1.0, 2.0]))
+    opt = FlatRMSprop([p], lr=0.01, rho=0.9, eps=1e-7)
+    theta, v = p.detach().double().clone(), torch.zeros(3, dtype=torch.float64)
+    for g in ([0.1, 0.0, -3.0], [0.2, 0.0, 1.0], [-0.5, 0.0, 0.5]):
+        p.grad = torch.tensor(g)
+        opt.step()
+        g64 = torch.tensor(g, dtype=torch.float64)
+        v = 0.9 * v + 0.1 * g64**2
+        theta = theta - 0.01 * g64 / (v.sqrt() + 1e-7)
+    assert torch.allclose(p.detach().double(), theta, rtol=1e-6, atol=1e-7)
+
+
+def test_flattened_model_computes_what_it_did_and_shares_one_gradient_buffer():
+    model = build_model(load_config("tutorial-128-64").model, 784, 10).eval()
+    x = torch.rand(16, 784)
+    before = model(x).detach()
+    flat = flatten_parameters(model)
+    assert flat.numel() == sum(p.numel() for p in model.parameters()) == 109_386
+    assert torch.equal(model(x), before)
+    model(x).sum().backward()
+    assert all(p.grad.data_ptr() >= flat.grad.data_ptr() for p in model.parameters())
+    manual = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+    assert torch.equal(manual, flat.grad)
+    optimizer = make_optimizer([flat], Adam())
+    optimizer.step()
+    assert not torch.equal(model(x), before)  # the update reached the model through the views
+
+
+def test_make_optimizer_picks_flat_versions_for_one_flat_tensor():
+    flat = torch.nn.Parameter(torch.zeros(10))
+    assert isinstance(make_optimizer([flat], RMSprop()), FlatRMSprop)
+    assert isinstance(make_optimizer([flat], Adam()), FlatAdam)
+    assert isinstance(make_optimizer([flat], AdamW()), FlatAdam)
+    assert isinstance(make_optimizer([flat], RMSprop(momentum=0.5)), torch.optim.RMSprop)
+
+
+def test_schedules():
+    base = 0.1
+    assert learning_rate_at(Schedule(), base, 500, 10, 1000) == base
+    step = Schedule(name="step", step_size=2, gamma=0.5)
+    assert learning_rate_at(step, base, 19, 10, 100) == base
+    assert learning_rate_at(step, base, 20, 10, 100) == pytest.approx(0.05)
+    cosine = Schedule(name="cosine", min_learning_rate=0.0)
+    assert learning_rate_at(cosine, base, 0, 10, 101) == pytest.approx(base)
+    assert learning_rate_at(cosine, base, 50, 10, 101) == pytest.approx(base / 2)
+    assert learning_rate_at(cosine, base, 100, 10, 101) == pytest.approx(0.0, abs=1e-12)
+    cycle = Schedule(name="one_cycle", max_learning_rate=1.0, warmup_fraction=0.25)
+    rates = [learning_rate_at(cycle, base, s, 10, 101) for s in range(101)]
+    assert rates[0] == pytest.approx(1.0 / 25) and max(rates) == pytest.approx(1.0) and rates.index(max(rates)) == 25
+    assert rates[-1] == pytest.approx(0.0, abs=1e-12) and all(math.isfinite(r) for r in rates)

@@ -41,6 +41,11 @@ HONEST_NOTE = (
     "Early stopping watched a validation split carved from the training data (stratified, seeded); the test "
     "set was scored once, at the end, and chose nothing."
 )
+REFIT_NOTE = (
+    "Models whose config says refit = true were then trained afresh (same seed) on all the training images "
+    "for the number of epochs the validation run kept; the curves show the validation run, the test figures "
+    "the refit model."
+)
 
 Printer = Callable[[str], object]
 
@@ -108,10 +113,12 @@ def reproduce(
     dataset = load_run_dataset(dataset_name, data_dir=data_dir, limit=limit)
     print_data_facts(dataset, print_fn)
     run_dirs: list[Path] = []
+    refits = False
     for name in models:
         base = load_config(name).with_overrides({"dataset": dataset_name})
         if max_epochs is not None:
             base = base.with_overrides({"training.epochs": min(base.training.epochs, max_epochs)})
+        refits = refits or (base.training.refit and validate_on == "val")
         print_fn("")
         summarize(base.model, dataset.num_features, dataset.num_classes, name=base.name).print(print_fn)
         for seed in range(seeds):
@@ -131,7 +138,7 @@ def reproduce(
             )
             run_dirs.append(run_dir)
     # With --validate-on test the report itself warns that the test figures are optimistic.
-    notes = [THIRD_MODEL_NOTE] + ([HONEST_NOTE] if validate_on == "val" else [])
+    notes = [THIRD_MODEL_NOTE] + ([HONEST_NOTE] if validate_on == "val" else []) + ([REFIT_NOTE] if refits else [])
     if limit:
         notes.append(f"Quick run: only the first {limit} training and {limit} test images were used.")
     return compare_runs(

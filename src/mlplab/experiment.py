@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,8 +174,21 @@ def _train(
         run.update_info(status="interrupted", interrupted=_now())
         return RunOutcome(run, model, history, "interrupted", message=message)
     status = "non_finite" if history.stop_reason and "non-finite" in history.stop_reason else "finished"
-    metrics = evaluate(model, data.test, loss=config.training.loss, runtime=runtime, per_class=True)
     samples_seen = len(data.train[0]) * history.epochs_run
+    refit: dict[str, Any] | None = None
+    if status == "finished" and config.training.refit and data.validate_on == "val":
+        refit_start = time.perf_counter()
+        refitted, refit_history = refit_on_all_training_data(config, dataset, data, history.kept_epoch, runtime, verbose, stream)
+        if refit_history.interrupted:
+            run.update_info(status="interrupted", interrupted=_now())
+            message = f"interrupted by {refit_history.interrupted} during the refit on all training data; run it again"
+            return RunOutcome(run, model, history, "interrupted", message=message)
+        model = refitted
+        refit = {"epochs": history.kept_epoch, "train_samples": len(dataset.y_train),
+                 "seconds": time.perf_counter() - refit_start}
+        samples_seen += len(dataset.y_train) * history.kept_epoch
+        wall += refit["seconds"]
+    metrics = evaluate(model, data.test, loss=config.training.loss, runtime=runtime, per_class=True)
     info = run.read_info()
     previous_wall = info.get("train_seconds", 0.0) if resume_from is not None else 0.0
     outcome = {
@@ -187,6 +201,7 @@ def _train(
         "validate_on": data.validate_on,
         "train_seconds": previous_wall + wall,
         "train_flops": training_flops(config.model, dataset.num_features, dataset.num_classes, samples_seen),
+        "refit": refit,
     }
     test_metrics = {
         "test_loss": metrics["loss"],
@@ -207,6 +222,27 @@ def _train(
     run.update_info(status=status, finished=_now(), train_seconds=outcome["train_seconds"])
     message = "" if status == "finished" else f"{history.stop_reason}; model saved in {run.path}"
     return RunOutcome(run, model, history, status, {**test_metrics, **outcome}, message)
+
+
+def refit_on_all_training_data(
+    config: ExperimentConfig,
+    dataset: Dataset,
+    data: PreparedData,
+    epochs: int,
+    runtime: Runtime,
+    verbose: int,
+    stream: TextIO | None,
+) -> tuple[MLP, History]:
+    """A fresh model (same seed) trained on training + validation data for the chosen epochs."""
+    x = np.concatenate([data.train[0], data.validation[0]])  # type: ignore[index]
+    y = np.concatenate([data.train[1], data.validation[1]])  # type: ignore[index]
+    training = config.training.model_copy(update={"epochs": epochs, "early_stopping": None, "refit": False})
+    if verbose:
+        print(f"Refit on all {len(y)} training images for {epochs} epochs", file=stream or sys.stdout)
+    model = build_model(config.model, dataset.num_features, dataset.num_classes, seed=config.training.seed)
+    history = fit(model, training, (x, y), None, callbacks=standard_callbacks(training, verbose=verbose, stream=stream),
+                  runtime=runtime)
+    return model, history
 
 
 def _last_saved_epoch(run: RunDir) -> int:

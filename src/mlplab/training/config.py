@@ -120,6 +120,10 @@ class TrainingConfig(Strict):
     seed: int = 0
     validation_split: float = 0.1
     early_stopping: EarlyStopping | None = None
+    # After training with the validation split, train a fresh model (same seed) on all the
+    # training data for the number of epochs the validation run kept, and keep that model.
+    # The test set still chooses nothing; the final model just sees 10 % more data.
+    refit: bool = False
 
     _counts = field_validator("batch_size", "epochs")(positive_int)
 

@@ -75,15 +75,22 @@ class MLP(nn.Module):
         return outputs
 
     @torch.inference_mode()
-    def predict_proba(self, x: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
-        """Class scores after the output activation, computed in eval mode in large batches."""
+    def predict_logits(self, x: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
+        """Raw outputs in eval mode, in batches of `batch_size` (one call when x fits in one)."""
         was_training = self.training
-        self.eval()
+        if was_training:
+            self.eval()
         try:
-            parts = [self.output_activation(self(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+            if len(x) <= batch_size:  # the common case; no list, no concatenation (batch-1 latency)
+                return self(x)
+            return torch.cat([self(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
         finally:
-            self.train(was_training)
-        return torch.cat(parts) if parts else torch.empty(0, self.num_classes)
+            if was_training:
+                self.train()
+
+    def predict_proba(self, x: torch.Tensor, batch_size: int = 8192) -> torch.Tensor:
+        """Class scores after the output activation, computed in eval mode."""
+        return self.output_activation(self.predict_logits(x, batch_size))
 
 
 def build_model(

@@ -163,17 +163,10 @@ def train_step(state: TrainingState, x: torch.Tensor, y: torch.Tensor) -> tuple[
     return loss.detach(), (outputs.detach().argmax(dim=1) == y).sum()
 
 
-@torch.inference_mode()
 def predict_outputs(model: MLP, x: torch.Tensor, runtime: Runtime, batch_size: int = 8192) -> torch.Tensor:
-    """Raw outputs (logits) in eval mode, in large batches."""
-    was_training = model.training
-    model.eval()
-    try:
-        with runtime.autocast():
-            parts = [model(x[i : i + batch_size]).float() for i in range(0, len(x), batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(parts) if parts else torch.empty(0, model.num_classes, device=x.device)
+    """Raw outputs (logits) in eval mode, in large batches, in the runtime's precision."""
+    with runtime.autocast():
+        return model.predict_logits(x, batch_size).float()
 
 
 def evaluate(

@@ -147,3 +147,15 @@ def test_signal_saves_and_resume_matches_an_uninterrupted_run(mnist_dir, tmp_pat
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]
     code, _, err = run_cli(["train", "--resume", str(out)], capsys)
     assert code == 2 and "already finished" in err
+
+
+def test_fashion_mnist_trains_unchanged(tmp_path, capsys):
+    if not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist; .ci/run does it)")
+    out = tmp_path / "fashion"
+    code, _, err = run_cli(["train", "tutorial-50-25", "--dataset", "fashion-mnist", "--limit", "2000",
+                            "--set", "training.epochs=2", "--out", str(out), "--verbose", "0"], capsys)
+    assert code == 0, err
+    saved = load_model(out)
+    assert saved.class_names[0] == "T-shirt/top" and saved.description["dataset"]["name"] == "fashion-mnist"
+    assert json.loads((out / "metrics.json").read_text())["test_accuracy"] > 0.5

@@ -38,8 +38,8 @@ class RunningMetrics:
         self.seen = 0
 
     def update(self, loss: torch.Tensor, correct: torch.Tensor, batch_size: int) -> None:
-        self.loss_sum += loss.double() * batch_size
-        self.correct += correct
+        self.loss_sum.add_(loss, alpha=batch_size)  # one op: the float64 sum takes the float32 loss as is
+        self.correct.add_(correct)
         self.seen += batch_size
 
     def values(self) -> dict[str, float]:

@@ -77,9 +77,11 @@ def fit(
     if es is not None and es.monitor.startswith("val_") and val is None:
         raise ConfigError(f"early_stopping.monitor = {es.monitor!r} needs validation data")
     callbacks = list(callbacks)
+    parameters = flatten_parameters(model)
     state = TrainingState(
         model=model,
-        optimizer=make_optimizer([flatten_parameters(model)], config.optimizer),
+        parameters=parameters,
+        optimizer=make_optimizer([parameters], config.optimizer),
         config=config,
         runtime=runtime,
         loss_fn=make_loss(config.loss, model.spec.output.activation),
@@ -157,7 +159,7 @@ def train_step(state: TrainingState, x: torch.Tensor, y: torch.Tensor) -> tuple[
     with state.runtime.autocast():
         outputs = state.model(x)
     loss = state.loss_fn(outputs.float(), y, "mean")
-    state.optimizer.zero_grad(set_to_none=False)  # the gradients are views into one flat buffer
+    state.parameters.grad.zero_()  # all gradients are views into this one buffer
     loss.backward()
     state.optimizer.step()
     return loss.detach(), (outputs.detach().argmax(dim=1) == y).sum()

@@ -16,6 +16,7 @@ from mlplab.training.losses import LossFn
 @dataclass
 class TrainingState:
     model: MLP
+    parameters: torch.Tensor  # every trainable parameter, flattened (the model's are views into it)
     optimizer: torch.optim.Optimizer
     config: TrainingConfig
     runtime: Runtime

@@ -123,10 +123,9 @@ def run_epoch(
         callback.on_epoch_begin(state)
     config, n = state.config, len(x)
     start = time.perf_counter()
-    if config.shuffle:
-        # One gather per epoch; the batches are then contiguous views (cheaper than a gather per batch).
-        order = torch.randperm(n, generator=state.generator).to(state.runtime.device)
-        x, y = x.index_select(0, order), y.index_select(0, order)
+    # A gather per batch (18 µs for 128 rows here) costs far less than permuting the whole set
+    # once per epoch (80 ms for 60,000 images: mostly allocating and faulting in 188 MB).
+    order = torch.randperm(n, generator=state.generator).to(state.runtime.device) if config.shuffle else None
     running = RunningMetrics(state.runtime.device)
     base_lr = config.optimizer.learning_rate
     lr = base_lr
@@ -136,7 +135,12 @@ def run_epoch(
             lr = learning_rate_at(config.schedule, base_lr, state.step, state.steps_per_epoch, state.total_steps)
             set_learning_rate(state.optimizer, lr)
         begin, end = batch * config.batch_size, min((batch + 1) * config.batch_size, n)
-        loss, correct = train_step(state, x[begin:end], y[begin:end])
+        if order is None:
+            x_batch, y_batch = x[begin:end], y[begin:end]
+        else:
+            index = order[begin:end]
+            x_batch, y_batch = x.index_select(0, index), y.index_select(0, index)
+        loss, correct = train_step(state, x_batch, y_batch)
         running.update(loss, correct, end - begin)
         state.step += 1
         for callback in callbacks:

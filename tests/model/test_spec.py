@@ -121,3 +121,12 @@ def test_keras_optimizer_defaults():
     assert SGD().learning_rate == 1e-2
     with pytest.raises(ValueError, match="nesterov"):
         SGD(nesterov=True)
+
+
+def test_every_shipped_config_loads_and_round_trips(tmp_path):
+    for name, path in shipped_configs().items():
+        cfg = load_config(path)
+        assert cfg.name == name
+        copy = tmp_path / f"{name}.toml"
+        copy.write_text(cfg.to_toml())
+        assert load_config(copy) == cfg

@@ -260,3 +260,16 @@ def test_bf16_autocast_trains_to_the_same_accuracy(blobs, make_config):
     from mlplab.training.device import cpu_has_bf16_units
 
     assert bool(runtime.warnings()) == (not cpu_has_bf16_units())
+
+
+def test_non_finite_features_are_refused_up_front(blobs, make_config):
+    (x, y), (xv, yv) = blobs
+    cfg = make_config()
+    bad = x.clone()
+    bad[3, 4] = float("nan")
+    with pytest.raises(ValueError, match="training features hold NaN"):
+        fit(build_model(cfg.model, 20, 3), cfg.training, (bad, y), (xv, yv))
+    bad_val = xv.clone()
+    bad_val[0, 0] = float("inf")
+    with pytest.raises(ValueError, match="validation features hold NaN"):
+        fit(build_model(cfg.model, 20, 3), cfg.training, (x, y), (bad_val, yv))

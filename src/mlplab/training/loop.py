@@ -71,6 +71,9 @@ def fit(
     val = as_tensors(validation, runtime, model.num_features) if validation is not None else None
     if len(x) == 0:
         raise ValueError("the training set is empty")
+    for name, data in (("training", x), ("validation", val[0] if val is not None else None)):
+        if data is not None and not bool(torch.isfinite(data).all()):
+            raise ValueError(f"the {name} features hold NaN or infinite values")
     if int(y.max()) >= model.num_classes or int(y.min()) < 0:
         raise ValueError(f"labels must be in [0, {model.num_classes}), got range [{int(y.min())}, {int(y.max())}]")
     es = config.early_stopping
@@ -89,7 +92,8 @@ def fit(
         generator=torch.Generator().manual_seed(config.seed),
         steps_per_epoch=math.ceil(len(x) / config.batch_size),
     )
-    # Dropout draws from torch's global generator: seed it here, inside a fork so that the
+    # mlplab's CPU dropout has its own generators (seeded here, saved in checkpoints); anything that
+    # draws from torch's global generator (dropout on a GPU) is seeded inside a fork, so that the
     # caller's random state is left as it was.
     with torch.random.fork_rng(devices=[]), stop_on_signals(state), flush_denormals():
         torch.manual_seed(config.seed)

@@ -95,7 +95,9 @@ def main() -> None:
         lines.append(f"| {r['sweep']} | {'-'.join(map(str, r['hidden']))} | {r['params']:,} | {r['epoch_s']:.3f} | "
                      f"{r['flop_bound_s']:.3f} | {r['gflops']:.1f} | {100 * r['fraction_of_peak']:.0f}% |")
     if png:
-        lines += ["", f"Plot: `{png}`"]
+        shown = Path(png).resolve()
+        shown = shown.relative_to(REPO_ROOT) if shown.is_relative_to(REPO_ROOT) else shown
+        lines += ["", f"![Epoch time against width and depth, with the FLOP-bound line]({shown.as_posix()})"]
     emit({"status": "ok", "kind": "scaling", "threads": args.threads, "peak_fp32_gflops": peak / 1e9,
           "rows": rows, "png": png, "cpu": cpu_info(), "loadavg_end": loadavg(), "markdown": "\n".join(lines)})
 

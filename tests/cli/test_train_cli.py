@@ -159,3 +159,17 @@ def test_fashion_mnist_trains_unchanged(tmp_path, capsys):
     saved = load_model(out)
     assert saved.class_names[0] == "T-shirt/top" and saved.description["dataset"]["name"] == "fashion-mnist"
     assert json.loads((out / "metrics.json").read_text())["test_accuracy"] > 0.5
+
+
+def test_threads_option_sets_torchs_thread_count(tmp_path, capsys):
+    before = torch.get_num_threads()
+    try:
+        code, _, err = run_cli(["train", "tutorial-50-25", "--limit", "500", "--set", "training.epochs=1",
+                                "--threads", "1", "--out", str(tmp_path / "t"), "--verbose", "0"], capsys)
+        assert code == 0, err
+        assert torch.get_num_threads() == 1
+        assert json.loads((tmp_path / "t" / "run.json").read_text())["runtime"]["threads"] == 1
+        code, _, err = run_cli(["train", "tutorial-50-25", "--threads", "0"], capsys)
+        assert code == 2 and "threads must be a positive integer, got 0" in err
+    finally:
+        torch.set_num_threads(before)

@@ -22,12 +22,13 @@ def reproduce_command(
     max_epochs: Annotated[Optional[int], typer.Option(help="Cap every model's epochs (quick runs, CI).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     precision: Annotated[str, typer.Option(help="fp32 or bf16.")] = "fp32",
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: one per core; on a busy machine 1 can be much faster).")] = None,
     verbose: Annotated[int, typer.Option(min=0, max=2, help="0 silent, 1 progress bar, 2 one line per epoch.")] = 1,
 ) -> None:
     """Run the tutorial's experiment end to end: data, the three models, training, test scores, report."""
     artefacts = reproduce(
         out, dataset_name=dataset, data_dir=data_dir, seeds=seeds, validate_on=validate_on, limit=limit,
-        max_epochs=max_epochs, models=TUTORIAL_MODELS, runtime=resolve_runtime(device, precision),
+        max_epochs=max_epochs, models=TUTORIAL_MODELS, runtime=resolve_runtime(device, precision, threads),
         verbose=verbose, print_fn=typer.echo, command=["mlplab", *sys.argv[1:]],
     )
     typer.echo(f"Open {artefacts['report_html']} in a browser.")

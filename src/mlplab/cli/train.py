@@ -30,12 +30,13 @@ def train(
     verbose: Annotated[int, typer.Option(min=0, max=2, help="0 silent, 1 progress bar (one line per epoch when not a terminal), 2 one line per epoch.")] = 1,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     precision: Annotated[str, typer.Option(help="fp32, or bf16 for CPUs and GPUs with bfloat16 matrix units.")] = "fp32",
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: one per core; on a busy machine 1 can be much faster).")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Use only the first N training and N test images (quick runs, CI).")] = None,
     validate_on: Annotated[str, typer.Option(help="val: a split of the training data; test: the test set, as the tutorial does (test figures become optimistic).")] = "val",
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run directory from its checkpoint.")] = None,
 ) -> None:
     """Train a model and write a run directory (config, history, checkpoint, model, metrics)."""
-    runtime = resolve_runtime(device, precision)
+    runtime = resolve_runtime(device, precision, threads)
     for warning in runtime.warnings():
         typer.echo(f"warning: {warning}", err=True)
     if resume is not None:

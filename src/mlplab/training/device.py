@@ -52,7 +52,17 @@ def cpu_has_bf16_units() -> bool:
         return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def resolve_runtime(device: str = "auto", precision: str = "fp32") -> Runtime:
+def resolve_runtime(device: str = "auto", precision: str = "fp32", threads: int | None = None) -> Runtime:
+    """Decide device, precision and CPU threads once, for the whole process.
+
+    `threads` sets torch's intra-op thread count (None leaves torch's default: one per core). On a
+    machine where other programs are busy, fewer threads can be much faster: with one other busy
+    process on 2 cores, an epoch of the 50-25 model took 1.8 s on 2 threads and 0.46 s on 1.
+    """
+    if threads is not None:
+        if threads < 1:
+            raise ConfigError(f"threads must be a positive integer, got {threads}")
+        torch.set_num_threads(threads)
     if precision not in ("fp32", "bf16"):
         raise ConfigError(f"precision must be fp32 or bf16, got {precision!r}")
     if device == "auto":

@@ -10,8 +10,7 @@ import torch
 
 from mlplab.errors import ConfigError
 from mlplab.model import build_model
-from mlplab.training import Callback, EarlyStopping, NanGuard, ProgressPrinter, evaluate, fit, standard_callbacks
-from mlplab.training.checkpoint import Checkpoint
+from mlplab.training import Callback, EarlyStopping, ProgressPrinter, evaluate, fit, standard_callbacks
 
 
 

@@ -32,8 +32,12 @@ class FlatRMSprop(torch.optim.Optimizer):
         if len(self.param_groups) != 1 or len(self.param_groups[0]["params"]) != 1:
             raise ValueError("FlatRMSprop optimizes exactly one (flattened) parameter tensor")
 
+    def step(self, closure=None):  # noqa: D102 - torch.optim's interface (with its hooks)
+        self.update()
+
     @torch.no_grad()
-    def step(self, closure=None):  # noqa: D102 - torch.optim's interface
+    def update(self) -> None:
+        """The update itself, without torch.optim's step hooks (25–50 µs a step here)."""
         group = self.param_groups[0]
         param = _only_param(self)
         grad = param.grad
@@ -65,8 +69,12 @@ class FlatAdam(torch.optim.Optimizer):
             raise ValueError("FlatAdam optimizes exactly one (flattened) parameter tensor")
         self._kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
 
+    def step(self, closure=None):  # noqa: D102 - torch.optim's interface (with its hooks)
+        self.update()
+
     @torch.no_grad()
-    def step(self, closure=None):  # noqa: D102 - torch.optim's interface
+    def update(self) -> None:
+        """The update itself, without torch.optim's step hooks (25–50 µs a step here)."""
         group = self.param_groups[0]
         param = _only_param(self)
         state = self.state[param]

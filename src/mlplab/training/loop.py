@@ -169,7 +169,7 @@ def train_step(state: TrainingState, x: torch.Tensor, y: torch.Tensor) -> tuple[
     loss = state.loss_fn(outputs.float(), y, "mean")
     state.parameters.grad.zero_()  # all gradients are views into this one buffer
     loss.backward()
-    state.optimizer.step()
+    state.apply_update()
     return loss.detach(), (outputs.detach().argmax(dim=1) == y).sum()
 
 

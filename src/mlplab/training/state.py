@@ -31,6 +31,14 @@ class TrainingState:
     interrupted: str | None = None  # name of the signal that interrupted training mid-epoch
     extras: dict = field(default_factory=dict)
 
+    def apply_update(self) -> None:
+        """One optimizer step; mlplab's flat optimizers skip torch.optim's per-step hooks."""
+        update = getattr(self.optimizer, "update", None)
+        if update is not None:
+            update()
+        else:
+            self.optimizer.step()
+
     @property
     def total_steps(self) -> int:
         return self.steps_per_epoch * self.config.epochs

@@ -20,26 +20,37 @@ import torch
 _FLOOR = 1e-30
 
 
-def _only_param(optimizer: torch.optim.Optimizer) -> torch.Tensor:
-    (group,) = optimizer.param_groups
-    (param,) = group["params"]
-    return param
+class _FlatOptimizer(torch.optim.Optimizer):
+    """An optimizer of exactly one (flattened) parameter tensor.
+
+    `update()` is the update itself; `step()` is torch.optim's interface, which wraps it in
+    per-step hooks that cost 25–50 µs here, so mlplab's training loop calls `update()`.
+    """
+
+    def __init__(self, params, defaults: dict) -> None:
+        super().__init__(params, defaults)
+        if len(self.param_groups) != 1 or len(self.param_groups[0]["params"]) != 1:
+            raise ValueError(f"{type(self).__name__} optimizes exactly one (flattened) parameter tensor")
+
+    @property
+    def param(self) -> torch.Tensor:
+        return self.param_groups[0]["params"][0]
+
+    def step(self, closure=None):  # noqa: D102 - torch.optim's interface
+        self.update()
+
+    def update(self) -> None:
+        raise NotImplementedError
 
 
-class FlatRMSprop(torch.optim.Optimizer):
+class FlatRMSprop(_FlatOptimizer):
     def __init__(self, params, lr: float = 1e-3, rho: float = 0.9, eps: float = 1e-7, weight_decay: float = 0.0) -> None:
         super().__init__(params, {"lr": lr, "rho": rho, "eps": eps, "weight_decay": weight_decay})
-        if len(self.param_groups) != 1 or len(self.param_groups[0]["params"]) != 1:
-            raise ValueError("FlatRMSprop optimizes exactly one (flattened) parameter tensor")
-
-    def step(self, closure=None):  # noqa: D102 - torch.optim's interface (with its hooks)
-        self.update()
 
     @torch.no_grad()
     def update(self) -> None:
-        """The update itself, without torch.optim's step hooks (25–50 µs a step here)."""
         group = self.param_groups[0]
-        param = _only_param(self)
+        param = self.param
         grad = param.grad
         state = self.state[param]
         if not state:
@@ -54,7 +65,7 @@ class FlatRMSprop(torch.optim.Optimizer):
         param.addcdiv_(grad, denom, value=-group["lr"])
 
 
-class FlatAdam(torch.optim.Optimizer):
+class FlatAdam(_FlatOptimizer):
     """Adam (or AdamW with `decoupled=True`) on one flat tensor, calling torch's fused kernel directly.
 
     The kernel is the one `torch.optim.Adam(fused=True)` runs (so are the results); calling it
@@ -65,18 +76,12 @@ class FlatAdam(torch.optim.Optimizer):
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-7,
                  weight_decay: float = 0.0, decoupled: bool = False) -> None:
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
-        if len(self.param_groups) != 1 or len(self.param_groups[0]["params"]) != 1:
-            raise ValueError("FlatAdam optimizes exactly one (flattened) parameter tensor")
         self._kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
-
-    def step(self, closure=None):  # noqa: D102 - torch.optim's interface (with its hooks)
-        self.update()
 
     @torch.no_grad()
     def update(self) -> None:
-        """The update itself, without torch.optim's step hooks (25–50 µs a step here)."""
         group = self.param_groups[0]
-        param = _only_param(self)
+        param = self.param
         state = self.state[param]
         if not state:
             state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)

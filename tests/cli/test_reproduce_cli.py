@@ -64,3 +64,14 @@ def test_compare_works_on_arbitrary_runs(reproduced, tmp_path, capsys):
     assert [row["model"] for row in summary["models"]] == ["tutorial-50-25", "tutorial-128-64"]
     assert (tmp_path / "cmp" / "report.html").is_file()
     assert main(["compare", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_validate_on_test_reproduces_the_tutorial_literally_and_says_so(mnist_dir, tmp_path):
+    out = tmp_path / "literal"
+    code = main(["reproduce", "--validate-on", "test", "--limit", "800", "--max-epochs", "1", "--out", str(out), "--verbose", "0"])
+    assert code == 0
+    metrics = json.loads((out / "runs" / "tutorial-512-512-seed0" / "metrics.json").read_text())
+    assert metrics["validate_on"] == "test" and metrics["train_samples"] == 800 and metrics["refit"] is None
+    history = json.loads((out / "runs" / "tutorial-512-512-seed0" / "history.json").read_text())
+    assert history["rows"][0]["val_accuracy"] == pytest.approx(metrics["test_accuracy"])  # the test set was the validation set
+    assert "optimistic" in (out / "report.html").read_text()

@@ -19,7 +19,7 @@ from mlplab.config import load_config
 from mlplab.data import Dataset
 from mlplab.data.dataset import describe
 from mlplab.data.preprocess import flatten_scale
-from mlplab.errors import ConfigError, ModelFileError
+from mlplab.errors import ConfigError, ModelFileError, TrainingError
 from mlplab.experiment import load_run_dataset, train_run
 from mlplab.model.summary import summarize
 from mlplab.report import RunResult, write_report
@@ -129,8 +129,8 @@ def reproduce(
                 config, out=run_dir, dataset=dataset, limit=limit, validate_on=validate_on,  # type: ignore[arg-type]
                 runtime=runtime, verbose=verbose, command=command,
             )
-            if outcome.status != "finished":
-                raise ModelFileError(outcome.message)  # interrupted or non-finite: stop, keep what is saved
+            if outcome.status != "finished":  # interrupted or non-finite: stop, keep what is saved
+                raise TrainingError(outcome.message, exit_code=outcome.exit_code)
             m = outcome.metrics
             print_fn(
                 f"{name} seed {seed}: test loss {m['test_loss']:.4f}, test accuracy {m['test_accuracy']:.4f} "

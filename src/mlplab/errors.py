@@ -9,6 +9,8 @@ from __future__ import annotations
 class MlplabError(Exception):
     """Base of every user-facing error (bad input, missing data, corrupt file)."""
 
+    exit_code = 2  # what the command line exits with
+
 
 class DataError(MlplabError, ValueError):
     """A dataset could not be found, fetched, or read (names the file and the problem)."""
@@ -23,4 +25,8 @@ class ModelFileError(MlplabError, ValueError):
 
 
 class TrainingError(MlplabError):
-    """Training could not go on (for example a non-finite loss)."""
+    """Training could not go on (for example a non-finite loss, or an interruption)."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

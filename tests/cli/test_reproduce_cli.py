@@ -75,3 +75,19 @@ def test_validate_on_test_reproduces_the_tutorial_literally_and_says_so(mnist_di
     history = json.loads((out / "runs" / "tutorial-512-512-seed0" / "history.json").read_text())
     assert history["rows"][0]["val_accuracy"] == pytest.approx(metrics["test_accuracy"])  # the test set was the validation set
     assert "optimistic" in (out / "report.html").read_text()
+
+
+def test_a_run_that_cannot_finish_stops_reproduce_with_its_exit_status(mnist_dir, tmp_path, capsys, monkeypatch):
+    import mlplab.comparison as comparison
+    from mlplab.config import load_config as real_load_config
+
+    def diverging(name):  # every model trained with an absurd learning rate: the loss goes non-finite
+        return real_load_config(name).with_overrides(
+            {"training.optimizer": {"name": "sgd", "learning_rate": 1e6}, "training.early_stopping": None}
+        )
+
+    monkeypatch.setattr(comparison, "load_config", diverging)
+    code = main(["reproduce", "--limit", "1000", "--max-epochs", "3", "--out", str(tmp_path / "r"), "--verbose", "0"])
+    err = capsys.readouterr().err
+    assert code == 3 and "non-finite loss" in err and err.startswith("error: ")
+    assert (tmp_path / "r" / "runs" / "tutorial-50-25-seed0" / "model.safetensors").is_file()  # kept what was saved

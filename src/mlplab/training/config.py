@@ -28,8 +28,8 @@ class RMSprop(OptimizerBase):
     _rho = field_validator("rho", "momentum")(unit_interval)
 
 
-class Adam(OptimizerBase):
-    name: Literal["adam"] = "adam"
+class _AdamFamily(OptimizerBase):
+    name: str  # narrowed to its literal tag by each subclass (declared here to keep it first)
     learning_rate: float = 1e-3
     beta_1: float = 0.9
     beta_2: float = 0.999
@@ -40,16 +40,15 @@ class Adam(OptimizerBase):
     _betas = field_validator("beta_1", "beta_2")(unit_interval)
 
 
-class AdamW(OptimizerBase):
-    name: Literal["adamw"] = "adamw"
-    learning_rate: float = 1e-3
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    epsilon: float = 1e-7
-    weight_decay: float = 0.004  # Keras's AdamW default
+class Adam(_AdamFamily):
+    name: Literal["adam"] = "adam"
 
-    _lr = field_validator("learning_rate", "epsilon")(positive)
-    _betas = field_validator("beta_1", "beta_2")(unit_interval)
+
+class AdamW(_AdamFamily):
+    """Adam with decoupled weight decay."""
+
+    name: Literal["adamw"] = "adamw"
+    weight_decay: float = 0.004  # Keras's AdamW default
 
 
 class SGD(OptimizerBase):

@@ -40,11 +40,21 @@ class FastDropout(nn.Module):
             return x
         if x.device.type != "cpu":
             return F.dropout(x, self.p, training=True)
-        count = x.numel()
+        return x * self.draw_mask(torch.empty(x.shape, dtype=torch.float32)).to(x.dtype)
+
+    def draw_mask(self, out: torch.Tensor) -> torch.Tensor:
+        """Fill `out` (float32) with the next mask, 0 or 1/(1 - rate) per element, and return it.
+
+        On the CPU the bits come from this layer's own generator; elsewhere from torch's.
+        The hand-written training step calls this too, so both steps draw the same masks.
+        """
+        if out.device.type != "cpu":
+            return out.bernoulli_(1.0 - self.p).mul_(float(self.scale))
+        count = out.numel()
         words = self.rng.bit_generator.random_raw((count + 3) // 4)
         keep = words.view(np.int16)[:count] >= self._threshold
-        mask = np.multiply(keep, self.scale, dtype=np.float32)
-        return x * torch.from_numpy(mask).view(x.shape).to(x.dtype)
+        np.multiply(keep, self.scale, out=out.numpy().reshape(-1))
+        return out
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

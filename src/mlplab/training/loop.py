@@ -22,6 +22,7 @@ from mlplab.training.callbacks import Callback, RunningMetrics
 from mlplab.training.checkpoint import load_checkpoint
 from mlplab.training.config import TrainingConfig
 from mlplab.training.device import Runtime, flush_denormals, resolve_runtime
+from mlplab.training.gradients import make_gradients
 from mlplab.training.history import History
 from mlplab.training.interrupt import stop_on_signals
 from mlplab.training.losses import make_loss
@@ -81,13 +82,15 @@ def fit(
         raise ConfigError(f"early_stopping.monitor = {es.monitor!r} needs validation data")
     callbacks = list(callbacks)
     parameters = flatten_parameters(model)
+    loss_fn = make_loss(config.loss, model.spec.output.activation)
     state = TrainingState(
         model=model,
         parameters=parameters,
         optimizer=make_optimizer([parameters], config.optimizer),
         config=config,
         runtime=runtime,
-        loss_fn=make_loss(config.loss, model.spec.output.activation),
+        loss_fn=loss_fn,
+        gradients=make_gradients(model, config.loss, loss_fn, parameters.grad, runtime, config.batch_size),
         history=History(),
         generator=torch.Generator().manual_seed(config.seed),
         steps_per_epoch=math.ceil(len(x) / config.batch_size),
@@ -164,13 +167,9 @@ def run_epoch(
 
 def train_step(state: TrainingState, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward, backward and update on one batch; returns (mean loss, number correct) as tensors."""
-    with state.runtime.autocast():
-        outputs = state.model(x)
-    loss = state.loss_fn(outputs.float(), y, "mean")
-    state.parameters.grad.zero_()  # all gradients are views into this one buffer
-    loss.backward()
+    loss, correct = state.gradients(x, y)
     state.apply_update()
-    return loss.detach(), (outputs.detach().argmax(dim=1) == y).sum()
+    return loss, correct
 
 
 def predict_outputs(model: MLP, x: torch.Tensor, runtime: Runtime, batch_size: int = 8192) -> torch.Tensor:

@@ -9,6 +9,7 @@ import torch
 from mlplab.model.build import MLP
 from mlplab.training.config import TrainingConfig
 from mlplab.training.device import Runtime
+from mlplab.training.gradients import Gradients
 from mlplab.training.history import History
 from mlplab.training.losses import LossFn
 
@@ -21,6 +22,7 @@ class TrainingState:
     config: TrainingConfig
     runtime: Runtime
     loss_fn: LossFn
+    gradients: Gradients  # (x, y) -> (mean loss, number correct); fills the parameters' .grad
     history: History
     generator: torch.Generator  # shuffling (dropout layers carry their own generators)
     steps_per_epoch: int

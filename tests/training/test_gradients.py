@@ -1,0 +1,89 @@
+"""The hand-written step computes what autograd computes, and is chosen only where it applies."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mlplab.model import build_model
+from mlplab.model.spec import ModelSpec
+from mlplab.training.device import resolve_runtime
+from mlplab.training.gradients import AutogradGradients, ManualGradients, make_gradients, supports
+from mlplab.training.losses import make_loss
+from mlplab.training.optim import flatten_parameters
+
+
+def spec(*layers, output="softmax"):
+    return ModelSpec.model_validate({"layers": list(layers), "output": {"activation": output}})
+
+
+PLAIN = [
+    spec({"type": "dense", "units": 7, "activation": "relu"}),
+    spec({"type": "dense", "units": 9, "activation": "relu"}, {"type": "dropout", "rate": 0.3},
+         {"type": "dense", "units": 5, "activation": "relu"}, {"type": "dropout", "rate": 0.15}),
+    spec({"type": "dropout", "rate": 0.2}, {"type": "dense", "units": 6}, {"type": "dense", "units": 4, "activation": "relu"},
+         output="linear"),
+    spec(),  # logistic regression: the output layer alone
+]
+
+
+def gradients_by(kind, model_spec, x, y, seed=3):
+    model = build_model(model_spec, x.shape[1], 4, seed=0)
+    flat = flatten_parameters(model)
+    model.seed_dropout(seed)
+    model.train()
+    if kind == "manual":
+        step = ManualGradients(model, batch_size=32)
+    else:
+        step = AutogradGradients(model, make_loss("categorical_crossentropy", "softmax"), flat.grad, resolve_runtime("cpu"))
+    loss, correct = step(x, y)
+    return float(loss), int(correct), flat.grad.clone()
+
+
+@pytest.mark.parametrize("model_spec", PLAIN, ids=["one-hidden", "dropout", "input-dropout-linear", "no-hidden"])
+@pytest.mark.parametrize("rows", [32, 13], ids=["full-batch", "last-partial-batch"])
+def test_manual_gradients_equal_autograd(model_spec, rows):
+    generator = torch.Generator().manual_seed(1)
+    x = torch.rand(rows, 11, generator=generator)
+    y = torch.randint(0, 4, (rows,), generator=generator)
+    loss_m, correct_m, grad_m = gradients_by("manual", model_spec, x, y)
+    loss_a, correct_a, grad_a = gradients_by("autograd", model_spec, x, y)
+    assert loss_m == loss_a  # the same log-softmax and nll kernels
+    assert correct_m == correct_a
+    assert grad_m.abs().sum() > 0
+    torch.testing.assert_close(grad_m, grad_a, rtol=1e-5, atol=1e-7)
+
+
+def test_manual_gradients_overwrite_stale_ones():
+    x, y = torch.rand(8, 11), torch.randint(0, 4, (8,))
+    model = build_model(PLAIN[0], 11, 4)
+    flat = flatten_parameters(model)
+    step = ManualGradients(model, batch_size=8)
+    step(x, y)
+    first = flat.grad.clone()
+    flat.grad.fill_(float("nan"))  # beta=0 products must not read what was there
+    step(x, y)
+    assert torch.equal(flat.grad, first)
+
+
+@pytest.mark.parametrize(
+    ("model_spec", "loss", "precision", "reason"),
+    [
+        (spec({"type": "dense", "units": 4, "activation": "gelu"}), "categorical_crossentropy", "fp32", "layer GELU"),
+        (spec({"type": "dense", "units": 4}, {"type": "batch_norm"}), "categorical_crossentropy", "fp32", "layer BatchNorm1d"),
+        (spec({"type": "dense", "units": 4, "use_bias": False}), "categorical_crossentropy", "fp32", "a dense layer without bias"),
+        (PLAIN[1], "mean_squared_error", "fp32", "loss mean_squared_error"),
+        (PLAIN[1], "categorical_crossentropy", "bf16", "precision bf16"),
+        (PLAIN[1], "categorical_crossentropy", "fp32", None),
+    ],
+)
+def test_supports_names_what_it_cannot_do(model_spec, loss, precision, reason):
+    model = build_model(model_spec, 11, 4)
+    assert supports(model, loss, precision) == reason
+    flat = flatten_parameters(model)
+    runtime = resolve_runtime("cpu", precision)
+    step = make_gradients(model, loss, make_loss(loss, "softmax"), flat.grad, runtime, 16)
+    assert isinstance(step, ManualGradients if reason is None else AutogradGradients)
+    if reason is not None and supports(model, "categorical_crossentropy", "fp32") is not None:
+        with pytest.raises(ValueError, match="hand-written step cannot train"):
+            ManualGradients(model, 16)

@@ -41,10 +41,11 @@ def flatten_parameters(model: torch.nn.Module) -> torch.Tensor:
 
 def make_optimizer(parameters: Iterable[torch.Tensor], config: Optimizer) -> torch.optim.Optimizer:
     params = [p for p in parameters if p.requires_grad]
-    if isinstance(config, RMSprop) and config.momentum == 0 and len(params) == 1:
+    flat = len(params) == 1 and params[0].dtype == torch.float32 and fused_adam_available()
+    if isinstance(config, RMSprop) and config.momentum == 0 and flat and config.rho <= FlatRMSprop.MAX_RHO:
         return FlatRMSprop(params, lr=config.learning_rate, rho=config.rho, eps=config.epsilon,
                            weight_decay=config.weight_decay)
-    if isinstance(config, (Adam, AdamW)) and len(params) == 1 and fused_adam_available() and params[0].dtype == torch.float32:
+    if isinstance(config, (Adam, AdamW)) and flat:
         return FlatAdam(params, lr=config.learning_rate, betas=(config.beta_1, config.beta_2), eps=config.epsilon,
                         weight_decay=config.weight_decay, decoupled=isinstance(config, AdamW))
     if isinstance(config, RMSprop):

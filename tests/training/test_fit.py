@@ -272,3 +272,14 @@ def test_non_finite_features_are_refused_up_front(blobs, make_config):
     bad_val[0, 0] = float("inf")
     with pytest.raises(ValueError, match="validation features hold NaN"):
         fit(build_model(cfg.model, 20, 3), cfg.training, (x, y), (bad_val, yv))
+
+
+def test_all_finite_is_exact_when_the_sum_overflows():
+    from mlplab.training.loop import all_finite
+
+    big = torch.full((4, 3), 3e38)  # finite values whose sum overflows to inf
+    assert all_finite(big)
+    big[2, 1] = float("-inf")
+    assert not all_finite(big)
+    assert not all_finite(torch.tensor([1.0, float("nan")]))
+    assert all_finite(torch.zeros(0))

@@ -9,6 +9,7 @@ import torch
 
 from mlplab.config import load_config
 from mlplab.model import build_model
+from mlplab.model.spec import ModelSpec
 from mlplab.training.config import Adam, AdamW, RMSprop, Schedule
 from mlplab.training.flat_optim import FlatAdam, FlatRMSprop
 from mlplab.training.optim import flatten_parameters, learning_rate_at, make_optimizer
@@ -97,3 +98,43 @@ def test_schedules():
     rates = [learning_rate_at(cycle, base, s, 10, 101) for s in range(101)]
     assert rates[0] == pytest.approx(1.0 / 25) and max(rates) == pytest.approx(1.0) and rates.index(max(rates)) == 25
     assert rates[-1] == pytest.approx(0.0, abs=1e-12) and all(math.isfinite(r) for r in rates)
+
+
+@pytest.mark.parametrize("config", [RMSprop(), Adam(), AdamW()], ids=["rmsprop", "adam", "adamw"])
+def test_flat_optimizer_state_round_trips_like_torch_optims(config):
+    model = build_model(ModelSpec(), 5, 3)
+    flat = flatten_parameters(model)
+    optimizer = make_optimizer([flat], config)
+    flat.grad.normal_()
+    optimizer.step()
+    saved = optimizer.state_dict()
+    assert saved["param_groups"][0]["params"] == [0] and set(saved["state"]) == {0}
+    again = make_optimizer([torch.nn.Parameter(flat.detach().clone())], config)
+    again.load_state_dict(saved)
+    for slot, value in saved["state"][0].items():
+        assert torch.equal(again.state_dict()["state"][0][slot], value)
+    with pytest.raises(ValueError, match="shape"):
+        bad = {"state": {0: {"square_avg" if isinstance(config, RMSprop) else "exp_avg": torch.zeros(2)}},
+               "param_groups": saved["param_groups"]}
+        again.load_state_dict(bad)
+
+
+def test_training_does_not_import_torch_dynamo(tmp_path):
+    """torch.optim.Optimizer's constructor imports torch._dynamo (1.7 s here); the flat optimizers must not."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from mlplab.config import load_config\n"
+        "from mlplab.model import build_model\n"
+        "from mlplab.training import fit, standard_callbacks\n"
+        "for name in ('tutorial-512-512', 'tutorial-50-25'):\n"
+        "    cfg = load_config(name).with_overrides({'training.epochs': 2, 'training.validation_split': 0, 'training.early_stopping': None})\n"
+        f"    callbacks = standard_callbacks(cfg.training, checkpoint_path={str(tmp_path / 'ck.safetensors')!r}, verbose=0)\n"
+        "    fit(build_model(cfg.model, 8, 3), cfg.training, (torch.rand(64, 8), torch.randint(0, 3, (64,))), callbacks=callbacks)\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -27,7 +27,7 @@ test: install-test
 
 bench: install
 	$(BIN)/pip install -q -e ".[bench]"
-	$(BIN)/python bench/run.py --wait-idle 120 --scaling --inference --update-readme
+	$(BIN)/python bench/run.py --wait-idle 120 --rounds 3 --scaling --inference --update-readme
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -32,7 +32,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (  # noqa: E402
-    DEFAULT_THREADS, MODELS, REPO_ROOT, TARGET_ACCURACY, cpu_info, pin_threads_env, resolve_model,
+    DEFAULT_THREADS, MODELS, REPO_ROOT, TARGET_ACCURACY, cpu_info, median, pin_threads_env, resolve_model,
 )
 
 PEERS = ("keras", "torch_dataloader", "mlplab")
@@ -157,6 +157,47 @@ def plan(args: argparse.Namespace, peak: dict[str, Any]) -> list[tuple[str, str,
     return runs
 
 
+def merge_rounds(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from a contender's rounds: medians over the rounds, every epoch's extremes, each round kept.
+
+    A single round is returned as it is. Otherwise the merged result is the round with the median
+    training time (its own fields), with train/epoch/val medians replaced by the medians of the
+    rounds' medians, min/max over all rounds' timed epochs, and `rounds` listing what each round
+    measured, so that ratios can also be taken round by round (peers ran interleaved).
+    """
+    ok = [r for r in runs if r.get("status") == "ok"]
+    if len(runs) == 1 or not ok:
+        return runs[-1]
+    def basis(r: dict[str, Any]) -> float:
+        return r.get("train_s_median") if r.get("train_s_median") is not None else r.get("epoch_s_median")
+    merged = dict(sorted(ok, key=basis)[(len(ok) - 1) // 2])
+    for field in ("train_s_median", "epoch_s_median", "val_s_median"):
+        values = [r[field] for r in ok if r.get(field) is not None]
+        merged[field] = median(values) if values else None
+    lows = [r["train_s_min"] for r in ok if r.get("train_s_min") is not None]
+    highs = [r["train_s_max"] for r in ok if r.get("train_s_max") is not None]
+    merged["train_s_min"], merged["train_s_max"] = (min(lows) if lows else None), (max(highs) if highs else None)
+    b = basis(merged)
+    if b and merged.get("flops_per_epoch"):
+        merged["samples_per_s"] = merged.get("train_samples", 60_000) / b
+        merged["gflops"] = merged["flops_per_epoch"] / b / 1e9
+        merged["gflops_exact"] = merged["flops_per_epoch_exact"] / b / 1e9
+    others = [r["others_cores"] for r in ok if r.get("others_cores") is not None]
+    merged["others_cores"] = max(others) if others else None
+    merged["rounds"] = [
+        {"status": r.get("status"), "basis_s": basis(r) if r.get("status") == "ok" else None,
+         "time_to_accuracy_s": (r.get("time_to_accuracy") or {}).get("wall_s"), "others_cores": r.get("others_cores")}
+        for r in runs
+    ]
+    return merged
+
+
+def round_ratios(peer: dict[str, Any] | None, this: dict[str, Any]) -> list[float]:
+    """peer seconds / this row's seconds, round by round (the rounds ran interleaved)."""
+    a, b = (peer or {}).get("rounds") or [], this.get("rounds") or []
+    return [p["basis_s"] / t["basis_s"] for p, t in zip(a, b) if p.get("basis_s") and t.get("basis_s")]
+
+
 def bf16_skip_reason(peak: dict[str, Any], model: str) -> str | None:
     """Why an mlplab bf16 run would be pointless here (None when bf16 is faster than fp32)."""
     if peak.get("status") != "ok":
@@ -223,6 +264,11 @@ def render_markdown(report: dict[str, Any]) -> str:
     if meta.get("noisy"):
         lines.append(f"**Noisy run:** other processes used up to {meta['max_others_cores']:.2f} cores while "
                      "contenders ran (column *others*); treat the numbers as indicative only.")
+        lines.append("")
+    if meta.get("rounds", 1) > 1:
+        lines.append(f"Every contender ran {meta['rounds']} times, interleaved (round 1 of all, then round 2, …). "
+                     "Seconds are the median over the rounds of each round's median; min–max span every timed "
+                     "epoch of every round; the targets below also give the range of the round-by-round ratios.")
         lines.append("")
     lines.append("Seconds per epoch are the median over the epochs after the warm-up epoch, for the training "
                  "pass over the 60,000 training images (batch 128); *incl. val* adds the validation pass over "
@@ -319,10 +365,12 @@ def check_targets(report: dict[str, Any]) -> list[str]:
             continue
         if kr and kr.get("status") == "ok" and model in TARGET_SPEEDUP_VS_KERAS:
             got, want = kr["basis_s"] / ml["basis_s"], TARGET_SPEEDUP_VS_KERAS[model]
-            out.append(f"{model}: {got:.2f}× Keras (target ≥ {want}×): {'met' if got >= want else 'NOT met'}")
+            out.append(f"{model}: {got:.2f}× Keras{_spread(round_ratios(kr, ml))} (target ≥ {want}×): "
+                       f"{'met' if got >= want else 'NOT met'}")
         if dl and dl.get("status") == "ok":
             got = dl["basis_s"] / ml["basis_s"]
-            out.append(f"{model}: {got:.2f}× the DataLoader loop (target ≥ 1×): {'met' if got >= 1 else 'NOT met'}")
+            out.append(f"{model}: {got:.2f}× the DataLoader loop{_spread(round_ratios(dl, ml))} (target ≥ 1×): "
+                       f"{'met' if got >= 1 else 'NOT met'}")
     bf = res.get(f"{TTA_MODEL}/mlplab/bf16")
     if bf and bf.get("status") == "ok":
         s = bf["basis_s"]
@@ -331,12 +379,18 @@ def check_targets(report: dict[str, Any]) -> list[str]:
     fast = res.get("fast-recipe/mlplab")
     if fast and fast.get("status") == "ok":
         t = fast.get("time_to_accuracy") or {}
+        per_round = [r["time_to_accuracy_s"] for r in fast.get("rounds", []) if r.get("time_to_accuracy_s")]
+        spread = f" (rounds: {min(per_round):.2f}–{max(per_round):.2f} s)" if len(per_round) > 1 else ""
         if t.get("reached"):
-            out.append(f"fastest recipe to {100 * TARGET_ACCURACY:.0f} %: {t['wall_s']:.2f} s (target < {TARGET_FAST_TTA_S} s): "
+            out.append(f"fastest recipe to {100 * TARGET_ACCURACY:.0f} %: {t['wall_s']:.2f} s{spread} (target < {TARGET_FAST_TTA_S} s): "
                        f"{'met' if t['wall_s'] < TARGET_FAST_TTA_S else 'NOT met'}")
         else:
             out.append(f"fastest recipe did not reach {100 * TARGET_ACCURACY:.0f} % (target < {TARGET_FAST_TTA_S} s): NOT met")
     return out
+
+
+def _spread(ratios: list[float]) -> str:
+    return f" (rounds: {min(ratios):.2f}–{max(ratios):.2f}×)" if len(ratios) > 1 else ""
 
 
 def update_readme(markdown: str, readme: Path) -> str:
@@ -363,6 +417,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--peers", default=",".join(PEERS), help=f"comma-separated subset of {','.join(PEERS)}")
     p.add_argument("--epochs", type=int, default=5, help="timed epochs per run, after the warm-up (default 5)")
     p.add_argument("--warmup", type=int, default=1, help="untimed warm-up epochs (default 1)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every contender this many times, interleaved, and report medians over the rounds "
+                        "and the range of the per-round ratios (default 1)")
     p.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="threads per framework (default 2)")
     p.add_argument("--precision", default="fp32", help="mlplab precisions, comma-separated: fp32,bf16")
     p.add_argument("--force-bf16", action="store_true", help="run bf16 even where the measured bf16 matmul is slower")
@@ -424,19 +481,20 @@ def main(argv: list[str] | None = None) -> int:
     else:
         log(f"  peak failed: {peak.get('reason')}")
 
-    results: dict[str, Any] = {}
+    rounds: dict[str, list[dict[str, Any]]] = {}
     skipped: dict[str, str] = {}
-    for key, module, argv_, meta in plan(args, peak):
+    runs = plan(args, peak)
+    for key, module, argv_, meta in [run for _ in range(args.rounds) for run in runs]:
         if meta["precision"] == "bf16" and not args.force_bf16:
             reason = bf16_skip_reason(peak, meta["model"])
             if reason:
-                results[key] = {**meta, "status": "skipped", "reason": reason}
+                rounds[key] = [{**meta, "status": "skipped", "reason": reason}]
                 log(f"bench: {key}: {reason}")
                 continue
-        log(f"bench: {key} …")
+        log(f"bench: {key} (round {len(rounds.get(key, [])) + 1} of {args.rounds}) …")
         r = run_child(module, argv_, args.threads, args.peer_timeout)
         r = {**meta, **r}
-        results[key] = r
+        rounds.setdefault(key, []).append(r)
         if r.get("status") == "ok":
             basis = r.get("train_s_median") if r.get("train_s_median") is not None else r.get("epoch_s_median")
             tta = r.get("time_to_accuracy")
@@ -448,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"  {r.get('status')}: {r.get('reason')}")
             for line in r.get("stderr_tail", [])[-5:]:
                 log(f"    {line}")
+
+    results = {key: merge_rounds(runs_of_key) for key, runs_of_key in rounds.items()}
 
     extras: dict[str, Any] = {}
     for flag, module in (("scaling", "bench.scaling"), ("inference", "bench.inference")):
@@ -463,7 +523,8 @@ def main(argv: list[str] | None = None) -> int:
         "meta": {
             "name": name, "date": started.isoformat(timespec="seconds"),
             "command": " ".join(["python", "bench/run.py", *(argv if argv is not None else sys.argv[1:])]),
-            "threads": args.threads, "epochs": args.epochs, "warmup": args.warmup, "quick": args.quick,
+            "threads": args.threads, "epochs": args.epochs, "warmup": args.warmup, "rounds": args.rounds,
+            "quick": args.quick,
             "cpu": cpu_info(), "background_cores_before": quiet, "noisy": noisy, "max_others_cores": max_others, "noise_threshold_cores": args.noise_cores,
             "python": sys.version.split()[0],
         },

@@ -1,0 +1,68 @@
+"""The benchmark harness: rounds merge into medians, and the real command runs end to end (quick mode)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.run import merge_rounds, round_ratios  # noqa: E402
+
+
+def run_result(train_s, epochs=(0.5,), others=0.0, tta=None):
+    return {"status": "ok", "train_s_median": train_s, "epoch_s_median": train_s + 0.05, "val_s_median": 0.05,
+            "train_s_min": min(epochs), "train_s_max": max(epochs), "flops_per_epoch": 6e9,
+            "flops_per_epoch_exact": 5e9, "train_samples": 60_000, "others_cores": others,
+            "time_to_accuracy": {"wall_s": tta} if tta else None}
+
+
+def test_one_round_is_returned_unchanged():
+    r = run_result(1.0)
+    assert merge_rounds([r]) is r
+
+
+def test_rounds_merge_into_medians_and_keep_each_round():
+    runs = [run_result(1.0, (0.9, 1.1), tta=3.0), run_result(3.0, (2.5, 3.5), others=0.4, tta=5.0),
+            run_result(2.0, (1.8, 2.2), tta=4.0)]
+    merged = merge_rounds(runs)
+    assert merged["train_s_median"] == 2.0 and merged["epoch_s_median"] == 2.05
+    assert (merged["train_s_min"], merged["train_s_max"]) == (0.9, 3.5)
+    assert merged["samples_per_s"] == 30_000 and merged["gflops"] == 3.0
+    assert merged["others_cores"] == 0.4
+    assert [r["basis_s"] for r in merged["rounds"]] == [1.0, 3.0, 2.0]
+    assert merged["time_to_accuracy"]["wall_s"] == 4.0  # the median round's own
+
+
+def test_failed_rounds_are_listed_but_not_counted():
+    runs = [run_result(1.0), {"status": "error", "reason": "boom"}, run_result(3.0)]
+    merged = merge_rounds(runs)
+    assert merged["train_s_median"] == 2.0
+    assert [r["status"] for r in merged["rounds"]] == ["ok", "error", "ok"]
+    assert merge_rounds([{"status": "error"}, {"status": "error", "reason": "last"}])["reason"] == "last"
+
+
+def test_ratios_pair_rounds_in_order():
+    peer = merge_rounds([run_result(2.0), run_result(4.0)])
+    ours = merge_rounds([run_result(1.0), run_result(1.0)])
+    assert round_ratios(peer, ours) == [2.0, 4.0]
+    assert round_ratios(None, ours) == []
+
+
+def test_bench_quick_runs_the_real_command(tmp_path, data_dir):
+    env = {**os.environ, "MLPLAB_DATA_DIR": str(data_dir)}
+    out = subprocess.run(
+        [sys.executable, "bench/run.py", "--quick", "--models", "A", "--peers", "mlplab", "--rounds", "2",
+         "--out", str(tmp_path), "--name", "smoke"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads((tmp_path / "smoke.json").read_text())
+    result = report["results"]["tutorial-50-25/mlplab/fp32"]
+    assert result["status"] == "ok" and len(result["rounds"]) == 2
+    assert 0 < result["train_s_median"] < 60
+    assert "tutorial-50-25" in (tmp_path / "latest.md").read_text()

@@ -31,9 +31,10 @@ def test_fit_learns_and_records_a_row_per_epoch(blobs, make_config):
     assert evaluate(model, val)["accuracy"] == history[-1]["val_accuracy"]
 
 
-def test_same_seed_gives_bit_identical_weights(blobs, make_config):
+@pytest.mark.parametrize("activation", ["tanh", "relu"], ids=["autograd", "hand-written"])
+def test_same_seed_gives_bit_identical_weights(blobs, make_config, activation):
     train, val = blobs
-    cfg = make_config()
+    cfg = make_config(activation)
     runs = []
     for _ in range(2):
         model = build_model(cfg.model, 20, 3, seed=cfg.training.seed)
@@ -109,9 +110,11 @@ class InterruptAt(Callback):
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop", "sgd"])
-def test_interrupted_then_resumed_equals_uninterrupted(blobs, tmp_path, optimizer, make_config):
+@pytest.mark.parametrize("activation", ["tanh", "relu"], ids=["autograd", "hand-written"])
+def test_interrupted_then_resumed_equals_uninterrupted(blobs, tmp_path, optimizer, activation, make_config):
     train, val = blobs
-    cfg = make_config(epochs=6, optimizer={"name": optimizer, "momentum": 0.9} if optimizer == "sgd" else {"name": optimizer},
+    cfg = make_config(activation, epochs=6,
+                      optimizer={"name": optimizer, "momentum": 0.9} if optimizer == "sgd" else {"name": optimizer},
                       early_stopping={"patience": 10})
     straight = build_model(cfg.model, 20, 3)
     fit(straight, cfg.training, train, val, callbacks=standard_callbacks(cfg.training, verbose=0))

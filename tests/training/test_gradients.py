@@ -64,6 +64,8 @@ def test_manual_gradients_overwrite_stale_ones():
     flat.grad.fill_(float("nan"))  # beta=0 products must not read what was there
     step(x, y)
     assert torch.equal(flat.grad, first)
+    with pytest.raises(ValueError, match="a batch of 9 rows, but the buffers hold 8"):
+        step(torch.rand(9, 11), torch.randint(0, 4, (9,)))
 
 
 @pytest.mark.parametrize(
@@ -87,3 +89,26 @@ def test_supports_names_what_it_cannot_do(model_spec, loss, precision, reason):
     if reason is not None and supports(model, "categorical_crossentropy", "fp32") is not None:
         with pytest.raises(ValueError, match="hand-written step cannot train"):
             ManualGradients(model, 16)
+
+
+def test_training_by_hand_follows_autograds_trajectory(blobs, make_config, monkeypatch):
+    """Whole runs agree: same masks, same batches, gradients equal up to rounding (4 epochs, Adam, dropout)."""
+    import mlplab.training.loop as loop
+    from mlplab.training import fit
+
+    train, val = blobs
+    cfg = make_config("relu")
+    runs = {}
+    for kind in ("hand-written", "autograd"):
+        if kind == "autograd":
+            monkeypatch.setattr(loop, "make_gradients",
+                                lambda model, loss, loss_fn, flat_grad, runtime, batch_size:
+                                AutogradGradients(model, loss_fn, flat_grad, runtime))
+        model = build_model(cfg.model, 20, 3, seed=0)
+        history = fit(model, cfg.training, train, val)
+        runs[kind] = (model.state_dict(), history)
+    (hand, hand_history), (auto, auto_history) = runs["hand-written"], runs["autograd"]
+    for key in hand:
+        torch.testing.assert_close(hand[key], auto[key], rtol=1e-4, atol=1e-5)
+    assert hand_history.history["loss"] == pytest.approx(auto_history.history["loss"], rel=1e-4)
+    assert hand_history.history["val_accuracy"] == auto_history.history["val_accuracy"]

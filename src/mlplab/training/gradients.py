@@ -129,7 +129,8 @@ class ManualGradients:
         reason = supports(model, "categorical_crossentropy", "fp32")
         if reason is not None:
             raise ValueError(f"the hand-written step cannot train this model ({reason})")
-        like = model.layers[0].weight if isinstance(model.layers[0], nn.Linear) else next(model.parameters())
+        like = next(model.parameters())
+        self.rows = batch_size
         self.ops: list[_Linear | _ReLU | _Dropout] = []
         width, seen_linear = model.num_features, False
         for module in model.layers:
@@ -147,6 +148,8 @@ class ManualGradients:
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if len(x) > self.rows:
+            raise ValueError(f"a batch of {len(x)} rows, but the buffers hold {self.rows}")
         h = x
         for op in self.ops:
             h = op.forward(h)

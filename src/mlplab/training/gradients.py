@@ -6,7 +6,7 @@ leave the gradients in the parameters' `.grad` (views into the flat buffer the o
 For the tutorial's models most of a step is not arithmetic: autograd records and replays a
 graph, allocates every intermediate, accumulates gradients by copying, and the loss backward runs
 through two generic kernels. The hand-written step computes the same gradients with a fixed list of
-operations on buffers allocated once: matrix products write the gradients straight into the flat
+operations bound once to buffers allocated once: matrix products write the gradients into the flat
 gradient buffer the optimizer reads, the softmax-cross-entropy gradient is `softmax - one_hot`,
 and the 1/batch scale rides on the output layer's products (their `alpha`).
 
@@ -18,9 +18,11 @@ place that decides; `tests/training/test_gradients.py` checks the gradients agai
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mlplab.model.build import MLP
@@ -71,55 +73,93 @@ def supports(model: MLP, loss: str, precision: str) -> str | None:
     return None
 
 
-class _Linear:
-    def __init__(self, module: nn.Linear, rows: int, needs_input_grad: bool) -> None:
-        self.module = module
-        weight = module.weight
-        self.output = weight.new_empty(rows, module.out_features)
-        self.input_grad = weight.new_empty(rows, module.in_features) if needs_input_grad else None
-        self.ones = weight.new_ones(rows)
-        self.input: torch.Tensor | None = None
+class _Program:
+    """One step for a fixed number of rows, as a list of zero-argument calls on buffers allocated once.
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.input = x
-        out = self.output[: len(x)]
-        return torch.addmm(self.module.bias, x, self.module.weight.t(), out=out)
+    Everything an operation needs (output buffers, views, transposes, scale factors) is bound when
+    the program is built, so a step is the C++ calls and nothing else: for the 50-25 model that
+    saves ~30 % of a step's Python and view-making compared with computing the arguments each time.
+    Only the batch changes between steps; the calls that read it find it in `self.x`.
+    """
 
-    def backward(self, grad: torch.Tensor, scale: float) -> torch.Tensor | None:
-        weight, bias = self.module.weight, self.module.bias
-        # beta=0: the old gradient is overwritten, never read (no zeroing pass needed).
-        torch.addmm(weight.grad, grad.t(), self.input, beta=0, alpha=scale, out=weight.grad)
-        torch.addmv(bias.grad, grad.t(), self.ones[: len(grad)], beta=0, alpha=scale, out=bias.grad)
-        if self.input_grad is None:
-            return None
-        return torch.mm(grad, weight, out=self.input_grad[: len(grad)]) if scale == 1.0 else torch.addmm(
-            self.input_grad[: len(grad)], grad, weight, beta=0, alpha=scale, out=self.input_grad[: len(grad)]
-        )
+    def __init__(self, model: MLP, rows: int) -> None:
+        like = next(model.parameters())
+        new = partial(torch.empty, device=like.device, dtype=like.dtype)
+        self.x: torch.Tensor | None = None
+        self.forward: list[Callable[[], object]] = []
+        records: list[tuple] = []  # what the backward pass needs, op by op
+        source: torch.Tensor | None = None  # the activations so far; None stands for the batch `x`
+        for module in model.layers:
+            if isinstance(module, nn.Linear):
+                out = new(rows, module.out_features)
+                weight_t, bias = module.weight.t(), module.bias
+                self.forward.append(
+                    (lambda b=bias, w=weight_t, o=out: torch.addmm(b, self.x, w, out=o)) if source is None
+                    else partial(torch.addmm, bias, source, weight_t, out=out))
+                records.append(("linear", module, source))
+                source = out
+            elif isinstance(module, nn.ReLU):
+                self.forward.append(source.relu_)  # in place on the product's output, kept for backward
+                records.append(("relu", source))
+            elif module.p > 0:  # dropout
+                width = model.num_features if source is None else source.shape[1]
+                mask, out = new(rows, width), new(rows, width)
+                self.forward.append(partial(module.draw_mask, mask))
+                self.forward.append(
+                    (lambda m=mask, o=out: torch.mul(self.x, m, out=o)) if source is None
+                    else partial(torch.mul, source, mask, out=out))
+                records.append(("dropout", mask))
+                source = out
+        self.logits = source
+        self.log_probs = new(rows, model.num_classes)  # becomes the gradient of the loss in place
+        self.one_hot = new(rows, model.num_classes)
+        self.eye = torch.eye(model.num_classes, device=like.device, dtype=like.dtype)
+        self.predicted = torch.empty(rows, dtype=torch.int64, device=like.device)
+        self.backward = self._backward(records, rows, new)
+
+    def _backward(self, records: list[tuple], rows: int, new) -> list[Callable[[], object]]:
+        calls: list[Callable[[], object]] = []
+        grad = self.log_probs
+        scale = 1.0 / rows  # d(mean loss)/d(logits) = (softmax - one_hot) / rows: the output layer's alpha
+        first = next(i for i, record in enumerate(records) if record[0] == "linear")
+        for kind, *args in reversed(records[first:]):  # ops before the first product need no gradient
+            if kind == "linear":
+                module, source = args
+                weight, bias = module.weight, module.bias
+                grad_t = grad.t()
+                # beta=0: the previous gradient is overwritten, never read (no zeroing pass).
+                calls.append(
+                    (lambda w=weight.grad, g=grad_t, a=scale: torch.addmm(w, g, self.x, beta=0, alpha=a, out=w))
+                    if source is None
+                    else partial(torch.addmm, weight.grad, grad_t, source, beta=0, alpha=scale, out=weight.grad))
+                calls.append(partial(torch.addmv, bias.grad, grad_t, new(rows).fill_(1.0), beta=0, alpha=scale,
+                                     out=bias.grad))
+                if source is None:
+                    break  # the first product: nobody needs the input's gradient
+                input_grad = new(rows, module.in_features)
+                calls.append(partial(torch.addmm, input_grad, grad, weight, beta=0, alpha=scale, out=input_grad))
+                grad, scale = input_grad, 1.0
+            elif kind == "relu":
+                calls.append(partial(_threshold_backward, grad, args[0], 0, grad_input=grad))
+            else:
+                calls.append(partial(grad.mul_, args[0]))
+        return calls
+
+    def run(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.x = x
+        for call in self.forward:
+            call()
+        log_probs = torch._log_softmax(self.logits, 1, False, out=self.log_probs)
+        loss = F.nll_loss(log_probs, y)
+        correct = torch.eq(torch.argmax(self.logits, 1, out=self.predicted), y).sum()
+        log_probs.exp_().sub_(torch.index_select(self.eye, 0, y, out=self.one_hot))
+        for call in self.backward:
+            call()
+        self.x = None
+        return loss, correct
 
 
-class _ReLU:
-    """In place on the preceding product's output, which it keeps for the backward pass."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.output = x.relu_()
-        return self.output
-
-    def backward(self, grad: torch.Tensor, scale: float) -> torch.Tensor:
-        return torch.ops.aten.threshold_backward.grad_input(grad, self.output, 0, grad_input=grad)
-
-
-class _Dropout:
-    def __init__(self, module: FastDropout, rows: int, width: int, like: torch.Tensor) -> None:
-        self.module = module
-        self.mask = like.new_empty(rows, width)
-        self.output = like.new_empty(rows, width)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mask = self.module.draw_mask(self.mask[: len(x)])
-        return torch.mul(x, mask, out=self.output[: len(x)])
-
-    def backward(self, grad: torch.Tensor, scale: float) -> torch.Tensor:
-        return grad.mul_(self.mask[: len(grad)])
+_threshold_backward = torch.ops.aten.threshold_backward.grad_input
 
 
 class ManualGradients:
@@ -129,38 +169,16 @@ class ManualGradients:
         reason = supports(model, "categorical_crossentropy", "fp32")
         if reason is not None:
             raise ValueError(f"the hand-written step cannot train this model ({reason})")
-        like = next(model.parameters())
+        self.model = model
         self.rows = batch_size
-        self.ops: list[_Linear | _ReLU | _Dropout] = []
-        width, seen_linear = model.num_features, False
-        for module in model.layers:
-            if isinstance(module, nn.Linear):
-                self.ops.append(_Linear(module, batch_size, needs_input_grad=seen_linear))
-                width, seen_linear = module.out_features, True
-            elif isinstance(module, nn.ReLU):
-                self.ops.append(_ReLU())
-            elif module.p > 0:
-                self.ops.append(_Dropout(module, batch_size, width, like))
-        # Ops before the first product act on the input, whose gradient nobody needs.
-        first = next(i for i, op in enumerate(self.ops) if isinstance(op, _Linear))
-        self.backward_ops = self.ops[first:][::-1]
-        self.one_hot_rows = torch.eye(model.num_classes, device=like.device, dtype=like.dtype)
+        self._programs: dict[int, _Program] = {}  # by batch rows: the full batches and the last one
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if len(x) > self.rows:
-            raise ValueError(f"a batch of {len(x)} rows, but the buffers hold {self.rows}")
-        h = x
-        for op in self.ops:
-            h = op.forward(h)
-        log_probs = torch.log_softmax(h, dim=1)
-        loss = torch.nn.functional.nll_loss(log_probs, y)
-        correct = (h.argmax(dim=1) == y).sum()
-        # d(mean cross-entropy)/d(logits) = (softmax - one_hot) / rows; the division is the alpha below.
-        grad = log_probs.exp_().sub_(self.one_hot_rows.index_select(0, y))
-        scale = 1.0 / len(x)
-        for op in self.backward_ops:
-            grad = op.backward(grad, scale)
-            if isinstance(op, _Linear):
-                scale = 1.0  # the output layer's products have applied it
-        return loss, correct
+        rows = len(x)
+        program = self._programs.get(rows)
+        if program is None:
+            if rows > self.rows:
+                raise ValueError(f"a batch of {rows} rows, but the buffers hold {self.rows}")
+            program = self._programs[rows] = _Program(self.model, rows)
+        return program.run(x, y)

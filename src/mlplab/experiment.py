@@ -51,16 +51,18 @@ def prepare_data(dataset: Dataset, validation_split: float, seed: int, validate_
     validate_on="test" reproduces the tutorial literally: the test set serves as validation data,
     so anything chosen with it (the early-stopping epoch) makes the test figures optimistic.
     """
-    x_train, y_train = flatten_scale(dataset.x_train), dataset.y_train.astype(np.int64)
+    y_train = dataset.y_train.astype(np.int64)
     test = (flatten_scale(dataset.x_test), dataset.y_test.astype(np.int64))
     if validate_on == "test":
-        return PreparedData((x_train, y_train), test, test, "test")
+        return PreparedData((flatten_scale(dataset.x_train), y_train), test, test, "test")
     if validate_on != "val":
         raise ConfigError(f"validate_on must be val or test, got {validate_on!r}")
     if validation_split == 0:
-        return PreparedData((x_train, y_train), None, test, "none")
-    x_tr, y_tr, x_val, y_val = train_val_split(x_train, y_train, val_fraction=validation_split, seed=seed)
-    return PreparedData((x_tr, y_tr), (x_val, y_val), test, "val")
+        return PreparedData((flatten_scale(dataset.x_train), y_train), None, test, "none")
+    # Split the uint8 images, then scale each part: the float32 copies (188 MB for MNIST) are made
+    # once, not twice; faulting in fresh memory is most of this function's time (0.9 -> 0.4 s).
+    x_tr, y_tr, x_val, y_val = train_val_split(dataset.x_train, y_train, val_fraction=validation_split, seed=seed)
+    return PreparedData((flatten_scale(x_tr), y_tr), (flatten_scale(x_val), y_val), test, "val")
 
 
 @dataclass

@@ -10,8 +10,8 @@ import torch
 from mlplab.config import load_config
 from mlplab.model import build_model
 from mlplab.model.spec import ModelSpec
-from mlplab.training.config import Adam, AdamW, RMSprop, Schedule
-from mlplab.training.flat_optim import FlatAdam, FlatRMSprop
+from mlplab.training.config import SGD, Adam, AdamW, RMSprop, Schedule
+from mlplab.training.flat_optim import FlatAdam, FlatRMSprop, FlatSGD
 from mlplab.training.optim import flatten_parameters, learning_rate_at, make_optimizer
 
 
@@ -44,6 +44,14 @@ def test_flat_adam_matches_torchs_fused_adam_exactly(decoupled, reference):
     assert torch.equal(ours, ref)
     single = _run(lambda p: reference([p], lr=1e-3, eps=1e-7, weight_decay=0.01, foreach=False))
     assert torch.allclose(ours, single, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(("momentum", "nesterov", "weight_decay"), [(0.0, False, 0.0), (0.9, False, 0.01), (0.9, True, 0.0)])
+def test_flat_sgd_matches_torchs_fused_sgd_exactly(momentum, nesterov, weight_decay):
+    kw = {"lr": 0.05, "momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay}
+    ours = _run(lambda p: FlatSGD([p], **kw))
+    assert torch.equal(ours, _run(lambda p: torch.optim.SGD([p], fused=True, **kw)))
+    torch.testing.assert_close(ours, _run(lambda p: torch.optim.SGD([p], foreach=False, **kw)), rtol=0, atol=1e-6)
 
 
 def test_rmsprop_follows_kerass_formula():
@@ -81,6 +89,7 @@ def test_make_optimizer_picks_flat_versions_for_one_flat_tensor():
     assert isinstance(make_optimizer([flat], RMSprop()), FlatRMSprop)
     assert isinstance(make_optimizer([flat], Adam()), FlatAdam)
     assert isinstance(make_optimizer([flat], AdamW()), FlatAdam)
+    assert isinstance(make_optimizer([flat], SGD(momentum=0.9, nesterov=True)), FlatSGD)
     assert isinstance(make_optimizer([flat], RMSprop(momentum=0.5)), torch.optim.RMSprop)
 
 
@@ -100,7 +109,7 @@ def test_schedules():
     assert rates[-1] == pytest.approx(0.0, abs=1e-12) and all(math.isfinite(r) for r in rates)
 
 
-@pytest.mark.parametrize("config", [RMSprop(), Adam(), AdamW()], ids=["rmsprop", "adam", "adamw"])
+@pytest.mark.parametrize("config", [RMSprop(), Adam(), AdamW(), SGD(momentum=0.9)], ids=["rmsprop", "adam", "adamw", "sgd"])
 def test_flat_optimizer_state_round_trips_like_torch_optims(config):
     model = build_model(ModelSpec(), 5, 3)
     flat = flatten_parameters(model)
@@ -114,7 +123,8 @@ def test_flat_optimizer_state_round_trips_like_torch_optims(config):
     for slot, value in saved["state"][0].items():
         assert torch.equal(again.state_dict()["state"][0][slot], value)
     with pytest.raises(ValueError, match="shape"):
-        bad = {"state": {0: {"square_avg" if isinstance(config, RMSprop) else "exp_avg": torch.zeros(2)}},
+        slot = {RMSprop: "square_avg", SGD: "momentum_buffer"}.get(type(config), "exp_avg")
+        bad = {"state": {0: {slot: torch.zeros(2)}},
                "param_groups": saved["param_groups"]}
         again.load_state_dict(bad)
 
@@ -129,8 +139,10 @@ def test_training_does_not_import_torch_dynamo(tmp_path):
         "from mlplab.config import load_config\n"
         "from mlplab.model import build_model\n"
         "from mlplab.training import fit, standard_callbacks\n"
-        "for name in ('tutorial-512-512', 'tutorial-50-25'):\n"
+        "for name in ('tutorial-512-512', 'tutorial-50-25', 'tutorial-50-25+sgd'):\n"
+        "    sgd = name.endswith('+sgd'); name = name.removesuffix('+sgd')\n"
         "    cfg = load_config(name).with_overrides({'training.epochs': 2, 'training.validation_split': 0, 'training.early_stopping': None})\n"
+        "    if sgd: cfg = cfg.with_overrides({'training.optimizer': {'name': 'sgd', 'momentum': 0.9}})\n"
         f"    callbacks = standard_callbacks(cfg.training, checkpoint_path={str(tmp_path / 'ck.safetensors')!r}, verbose=0)\n"
         "    fit(build_model(cfg.model, 8, 3), cfg.training, (torch.rand(64, 8), torch.randint(0, 3, (64,))), callbacks=callbacks)\n"
         "print('torch._dynamo' in sys.modules)\n"

@@ -1,4 +1,4 @@
-"""RMSprop and Adam for one flat parameter tensor, both on torch's fused Adam kernel.
+"""RMSprop, Adam and SGD for one flat parameter tensor, on torch's fused kernels.
 
 `flatten_parameters` puts a model's weights into one buffer, so an update is one kernel call.
 Adam calls the kernel `torch.optim.Adam(fused=True)` runs, directly, skipping torch.optim's
@@ -142,5 +142,34 @@ class FlatAdam(_FlatOptimizer):
         )
 
 
+class FlatSGD(_FlatOptimizer):
+    """SGD with momentum and Nesterov on one flat tensor, calling the kernel `torch.optim.SGD(fused=True)` runs."""
+
+    def __init__(self, params, lr: float = 1e-2, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0) -> None:
+        super().__init__(params, {"lr": lr, "momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay})
+        if nesterov and momentum <= 0:
+            raise ValueError("nesterov needs a positive momentum")
+
+    @torch.no_grad()
+    def update(self) -> None:
+        group = self.param_groups[0]
+        param = self.param
+        state = self.state[param]
+        momentum = group["momentum"]
+        first_step = momentum != 0 and "momentum_buffer" not in state
+        if first_step:  # the kernel starts the buffer from this step's gradient
+            state["momentum_buffer"] = torch.empty_like(param)
+        torch._fused_sgd_(
+            [param], [param.grad], [state["momentum_buffer"]] if momentum != 0 else [],
+            weight_decay=group["weight_decay"], momentum=momentum, lr=group["lr"], dampening=0.0,
+            nesterov=group["nesterov"], maximize=False, is_first_step=first_step,
+        )
+
+
 def fused_adam_available() -> bool:
     return hasattr(torch, "_fused_adam_") and hasattr(torch, "_fused_adamw_")
+
+
+def fused_sgd_available() -> bool:
+    return hasattr(torch, "_fused_sgd_")

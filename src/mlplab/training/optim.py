@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import torch
 
 from mlplab.training.config import SGD, Adam, AdamW, Optimizer, RMSprop, Schedule
-from mlplab.training.flat_optim import FlatAdam, FlatRMSprop, fused_adam_available
+from mlplab.training.flat_optim import FlatAdam, FlatRMSprop, FlatSGD, fused_adam_available, fused_sgd_available
 
 
 def _fused_kwargs(params: list[torch.Tensor]) -> dict:
@@ -48,6 +48,9 @@ def make_optimizer(parameters: Iterable[torch.Tensor], config: Optimizer) -> tor
     if isinstance(config, (Adam, AdamW)) and flat:
         return FlatAdam(params, lr=config.learning_rate, betas=(config.beta_1, config.beta_2), eps=config.epsilon,
                         weight_decay=config.weight_decay, decoupled=isinstance(config, AdamW))
+    if isinstance(config, SGD) and flat and fused_sgd_available():
+        return FlatSGD(params, lr=config.learning_rate, momentum=config.momentum, nesterov=config.nesterov,
+                       weight_decay=config.weight_decay)
     if isinstance(config, RMSprop):
         # Keras and torch share RMSprop's update (epsilon outside the square root); Keras's rho is torch's alpha.
         return torch.optim.RMSprop(

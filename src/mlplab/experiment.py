@@ -26,6 +26,7 @@ from mlplab.runs.model_file import load_model, save_model
 from mlplab.runs.run_dir import HistoryWriter, RunDir
 from mlplab.safeio import read_json, write_json
 from mlplab.training import History, Runtime, evaluate, fit, resolve_runtime, standard_callbacks
+from mlplab.training.gradients import describe as describe_gradients
 from mlplab.training.callbacks import Callback
 
 ValidateOn = Literal["val", "test"]
@@ -108,6 +109,7 @@ def train_run(
     runtime = runtime or resolve_runtime()
     if dataset is None:
         dataset = load_run_dataset(config.dataset, data_dir=data_dir, limit=limit)
+    model = build_model(config.model, dataset.num_features, dataset.num_classes, seed=config.training.seed)
     run = RunDir(Path(out))
     run.create()
     run.config.write_text(config.to_toml(), encoding="utf-8")
@@ -118,10 +120,10 @@ def train_run(
         command=command or [],
         dataset={"name": dataset.name, "source": dataset.source, "limit": limit},
         validate_on=validate_on,
-        runtime={"device": runtime.device.type, "precision": runtime.precision, "threads": torch.get_num_threads()},
+        runtime={"device": runtime.device.type, "precision": runtime.precision, "threads": torch.get_num_threads(),
+                 "gradients": describe_gradients(model, config.training.loss, runtime.precision)},
         started=_now(),
     )
-    model = build_model(config.model, dataset.num_features, dataset.num_classes, seed=config.training.seed)
     return _train(run, config, model, dataset, validate_on, runtime, verbose, stream, None, list(extra_callbacks))
 
 

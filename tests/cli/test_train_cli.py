@@ -168,7 +168,8 @@ def test_threads_option_sets_torchs_thread_count(tmp_path, capsys):
                                 "--threads", "1", "--out", str(tmp_path / "t"), "--verbose", "0"], capsys)
         assert code == 0, err
         assert torch.get_num_threads() == 1
-        assert json.loads((tmp_path / "t" / "run.json").read_text())["runtime"]["threads"] == 1
+        runtime = json.loads((tmp_path / "t" / "run.json").read_text())["runtime"]
+        assert runtime["threads"] == 1 and runtime["gradients"] == "hand-written"
         code, _, err = run_cli(["train", "tutorial-50-25", "--threads", "0"], capsys)
         assert code == 2 and "threads must be a positive integer, got 0" in err
     finally:

@@ -8,7 +8,7 @@ import torch
 from mlplab.model import build_model
 from mlplab.model.spec import ModelSpec
 from mlplab.training.device import resolve_runtime
-from mlplab.training.gradients import AutogradGradients, ManualGradients, make_gradients, supports
+from mlplab.training.gradients import AutogradGradients, ManualGradients, describe, make_gradients, supports
 from mlplab.training.losses import make_loss
 from mlplab.training.optim import flatten_parameters
 
@@ -82,6 +82,7 @@ def test_manual_gradients_overwrite_stale_ones():
 def test_supports_names_what_it_cannot_do(model_spec, loss, precision, reason):
     model = build_model(model_spec, 11, 4)
     assert supports(model, loss, precision) == reason
+    assert describe(model, loss, precision) == ("hand-written" if reason is None else f"autograd ({reason})")
     flat = flatten_parameters(model)
     runtime = resolve_runtime("cpu", precision)
     step = make_gradients(model, loss, make_loss(loss, "softmax"), flat.grad, runtime, 16)

@@ -41,6 +41,12 @@ def make_gradients(model: MLP, loss: str, loss_fn: LossFn, flat_grad: torch.Tens
     return AutogradGradients(model, loss_fn, flat_grad, runtime)
 
 
+def describe(model: MLP, loss: str, precision: str) -> str:
+    """Which step trains this model, for run records: 'hand-written' or 'autograd (<reason>)'."""
+    reason = supports(model, loss, precision)
+    return "hand-written" if reason is None else f"autograd ({reason})"
+
+
 class AutogradGradients:
     """Any model, any loss, any precision: forward under the runtime's autocast, then `backward()`."""
 

@@ -188,7 +188,7 @@ def test_early_stopping_rules_on_a_scripted_history(make_config):
 
     def run(values, **kw):
         cb = EarlyStopping(Config(**kw))
-        state = TrainingState(model, None, None, None, None, None, None, History(), None, 1)
+        state = TrainingState(model, None, None, None, None, None, History(), None, 1)
         for epoch, value in enumerate(values, 1):
             cb.on_epoch_end(state, {"epoch": epoch, kw.get("monitor", "val_loss"): value})
             if state.stop_training:

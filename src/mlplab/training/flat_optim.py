@@ -22,7 +22,7 @@ from collections import defaultdict
 import torch
 
 
-class _FlatOptimizer:
+class FlatOptimizer:
     """An optimizer of exactly one (flattened) parameter tensor, with torch.optim's interface.
 
     `param_groups`, `state`, `state_dict()`, `load_state_dict()`, `step()` and `zero_grad()` work
@@ -79,7 +79,7 @@ class _FlatOptimizer:
         self.param_groups[0].update({k: v for k, v in groups[0].items() if k != "params"})
 
 
-class FlatRMSprop(_FlatOptimizer):
+class FlatRMSprop(FlatOptimizer):
     # At t = 10^9, β^t < 2^-53 for every β ≤ 0.99999, so 1 − β^t is exactly 1 (in float64 too).
     PARKED_STEP = 1e9
     MAX_RHO = 0.99999
@@ -111,7 +111,7 @@ class FlatRMSprop(_FlatOptimizer):
         )
 
 
-class FlatAdam(_FlatOptimizer):
+class FlatAdam(FlatOptimizer):
     """Adam (or AdamW with `decoupled=True`) on one flat tensor, calling torch's fused kernel directly.
 
     The kernel is the one `torch.optim.Adam(fused=True)` runs (so are the results); calling it
@@ -142,7 +142,7 @@ class FlatAdam(_FlatOptimizer):
         )
 
 
-class FlatSGD(_FlatOptimizer):
+class FlatSGD(FlatOptimizer):
     """SGD with momentum and Nesterov on one flat tensor, calling the kernel `torch.optim.SGD(fused=True)` runs."""
 
     def __init__(self, params, lr: float = 1e-2, momentum: float = 0.0, nesterov: bool = False,

@@ -98,7 +98,6 @@ def fit(
         optimizer=make_optimizer([parameters], config.optimizer),
         config=config,
         runtime=runtime,
-        loss_fn=loss_fn,
         gradients=make_gradients(model, config.loss, loss_fn, parameters.grad, runtime, config.batch_size),
         history=History(),
         generator=torch.Generator().manual_seed(config.seed),

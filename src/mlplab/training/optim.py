@@ -8,7 +8,13 @@ from collections.abc import Iterable
 import torch
 
 from mlplab.training.config import SGD, Adam, AdamW, Optimizer, RMSprop, Schedule
-from mlplab.training.flat_optim import FlatAdam, FlatRMSprop, FlatSGD, fused_adam_available, fused_sgd_available
+from mlplab.training.flat_optim import (
+    FlatAdam, FlatOptimizer, FlatRMSprop, FlatSGD, fused_adam_available, fused_sgd_available,
+)
+
+# What make_optimizer returns: mlplab's flat optimizers where they apply, torch.optim's otherwise;
+# both have param_groups, state_dict() / load_state_dict() and step().
+AnyOptimizer = FlatOptimizer | torch.optim.Optimizer
 
 
 def _fused_kwargs(params: list[torch.Tensor]) -> dict:
@@ -39,7 +45,7 @@ def flatten_parameters(model: torch.nn.Module) -> torch.Tensor:
     return flat
 
 
-def make_optimizer(parameters: Iterable[torch.Tensor], config: Optimizer) -> torch.optim.Optimizer:
+def make_optimizer(parameters: Iterable[torch.Tensor], config: Optimizer) -> AnyOptimizer:
     params = [p for p in parameters if p.requires_grad]
     flat = len(params) == 1 and params[0].dtype == torch.float32 and fused_adam_available()
     if isinstance(config, RMSprop) and config.momentum == 0 and flat and config.rho <= FlatRMSprop.MAX_RHO:
@@ -94,6 +100,6 @@ def learning_rate_at(schedule: Schedule, base_lr: float, step: int, steps_per_ep
     return schedule.min_learning_rate + (peak - schedule.min_learning_rate) * 0.5 * (1 + math.cos(math.pi * rest))
 
 
-def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+def set_learning_rate(optimizer: AnyOptimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr

@@ -11,17 +11,16 @@ from mlplab.training.config import TrainingConfig
 from mlplab.training.device import Runtime
 from mlplab.training.gradients import Gradients
 from mlplab.training.history import History
-from mlplab.training.losses import LossFn
+from mlplab.training.optim import AnyOptimizer
 
 
 @dataclass
 class TrainingState:
     model: MLP
     parameters: torch.Tensor  # every trainable parameter, flattened (the model's are views into it)
-    optimizer: torch.optim.Optimizer
+    optimizer: AnyOptimizer
     config: TrainingConfig
     runtime: Runtime
-    loss_fn: LossFn
     gradients: Gradients  # (x, y) -> (mean loss, number correct); fills the parameters' .grad
     history: History
     generator: torch.Generator  # shuffling (dropout layers carry their own generators)

@@ -52,8 +52,11 @@ class FastDropout(nn.Module):
             return out.bernoulli_(1.0 - self.p).mul_(float(self.scale))
         count = out.numel()
         words = self.rng.bit_generator.random_raw((count + 3) // 4)
-        keep = words.view(np.int16)[:count] >= self._threshold
-        np.multiply(keep, self.scale, out=out.numpy().reshape(-1))
+        mask = out.numpy().reshape(-1)
+        # The comparison writes 1.0/0.0 straight into the float buffer (no boolean temporary), then
+        # the keep probability's inverse scales it in place: the same values as keep * scale.
+        np.greater_equal(words.view(np.int16)[:count], self._threshold, out=mask)
+        mask *= self.scale
         return out
 
     def extra_repr(self) -> str:

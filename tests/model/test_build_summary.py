@@ -111,3 +111,22 @@ def test_flops_match_pytorchs_counter_on_random_architectures(widths, features, 
             layers.append(Dropout(rate=0.1))
     spec = ModelSpec(layers=layers)
     assert _measured_training_flops(spec, features, classes, batch) == training_flops(spec, features, classes, batch)
+
+
+def test_predictions_are_eval_mode_outputs_without_switching_modes():
+    spec = ModelSpec.model_validate({"layers": [
+        {"type": "dense", "units": 16, "activation": "relu"}, {"type": "batch_norm"}, {"type": "dropout", "rate": 0.5},
+        {"type": "dense", "units": 8, "activation": "tanh"}, {"type": "dropout", "rate": 0.2},
+    ]})
+    model = build_model(spec, 12, 3)
+    x = torch.rand(50, 12)
+    for _ in range(3):  # move batch norm's running statistics away from their start
+        model(x * 3 + 1)
+    assert model.training
+    got = model.predict_logits(x)
+    assert model.training  # untouched
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(got, model(x))
+    torch.testing.assert_close(model.predict_logits(x, batch_size=7), got)  # other blocking, same values
+    assert torch.allclose(model.predict_proba(x).sum(dim=1), torch.ones(50))

@@ -9,18 +9,86 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
-from mlplab.errors import ModelFileError
+from mlplab.errors import MlplabError, ModelFileError
+
+if TYPE_CHECKING:  # torch is imported where tensors are read or written: the data readers need only the file checks
+    import torch
 
 _PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt", ".joblib"}
+
+# Limits on what a reader accepts, checked before reading: generous for what mlplab writes (a
+# model of the tutorial's size is 2.7 MB, its JSON files a few KB), small enough that a hostile or
+# mistaken file cannot exhaust memory.
+MAX_JSON_BYTES = 64 << 20
+MAX_TENSOR_FILE_BYTES = 4 << 30
+MAX_TEXT_BYTES = 16 << 20  # configs, class-name lists
+_CHUNK = 1 << 24
+
+
+def open_regular_file(path: Path, max_bytes: int, *, error: type[MlplabError] = ModelFileError) -> BinaryIO:
+    """Open ``path`` for reading in binary, only if it is a regular file of at most ``max_bytes``.
+
+    A device (a symlink to /dev/zero), a FIFO (which would block forever), a socket or a folder
+    is refused with ``error`` before anything is read; so is a file larger than ``max_bytes``. The
+    FIFO is opened non-blocking, so even opening it cannot hang. Symlinks to regular files are followed.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise error(f"{path}: cannot read: file not found") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot open ({exc.strerror or exc})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise error(f"{path}: not a regular file ({_file_kind(info.st_mode)}); refusing to read it")
+        if info.st_size > max_bytes:
+            raise error(f"{path}: {info.st_size} bytes, more than the {max_bytes} a file of this kind may have")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular_file(path: Path, max_bytes: int, *, error: type[MlplabError] = ModelFileError) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes`` (see `open_regular_file`)."""
+    parts, size = [], 0
+    with open_regular_file(path, max_bytes, error=error) as handle:
+        try:  # in chunks: read(max_bytes + 1) would allocate that much up front
+            while size <= max_bytes and (part := handle.read(min(_CHUNK, max_bytes + 1 - size))):
+                parts.append(part)
+                size += len(part)
+        except OSError as exc:
+            raise error(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if size > max_bytes:  # it grew after the size check
+        raise error(f"{path}: more than the {max_bytes} bytes a file of this kind may have")
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def read_regular_text(path: Path, max_bytes: int = MAX_TEXT_BYTES, *, error: type[MlplabError] = ModelFileError) -> str:
+    """A regular file's text, which must be UTF-8 (see `open_regular_file`)."""
+    data = read_regular_file(path, max_bytes, error=error)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})") from None
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a plain file"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -46,17 +114,20 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: Path, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    data = read_regular_file(path, max_bytes)
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: file not found") from None
+        return json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"{path}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ModelFileError(f"{path}: not valid JSON (nested too deeply)") from None
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     """Write tensors (made contiguous, on the CPU) atomically as safetensors."""
+    from safetensors.torch import save as st_save
+
     cpu = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
     atomic_write_bytes(path, st_save(cpu, metadata=metadata))
 
@@ -70,7 +141,7 @@ def refuse_pickle(path: Path) -> None:
             "code. mlplab models are safetensors weights plus a JSON description (a run directory)"
         )
     if path.is_file():
-        with path.open("rb") as handle:
+        with open_regular_file(path, MAX_TENSOR_FILE_BYTES) as handle:
             head = handle.read(9)
         # A safetensors file starts with an 8-byte header length, then its JSON header's "{" (the
         # length's first byte may be anything, 0x80 included, so check that first).
@@ -82,17 +153,18 @@ def refuse_pickle(path: Path) -> None:
 
 def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read a safetensors file; a missing, truncated or foreign file is a ModelFileError."""
+    from safetensors.torch import load as st_load
+
     path = Path(path)
     refuse_pickle(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: file not found") from None
+    data = read_regular_file(path, MAX_TENSOR_FILE_BYTES)
     try:
         tensors = st_load(data)
         metadata = _read_metadata(data)
     except (SafetensorError, ValueError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"{path}: not a valid safetensors file ({exc})") from None
+    except RecursionError:
+        raise ModelFileError(f"{path}: not a valid safetensors file (header nested too deeply)") from None
     return tensors, metadata
 
 

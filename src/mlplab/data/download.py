@@ -20,8 +20,10 @@ from typing import Sequence, TextIO
 
 from mlplab.data.locate import DATA_DIR_ENV, cache_dir
 from mlplab.data.registry import ROLES, DatasetSpec, FileSpec, get_spec
+from mlplab.data.idx import MAX_IDX_BYTES
 from mlplab.data.verify import check_digest
 from mlplab.errors import DataError
+from mlplab.safeio import read_regular_file
 
 MAX_BYTES = 200 * 1024 * 1024  # no MNIST-family file comes near; a runaway mirror stops here
 CHUNK = 1 << 20
@@ -197,6 +199,6 @@ def fetch_dataset(
 
 def _is_verified_copy(path: Path, spec: FileSpec) -> bool:
     try:
-        return check_digest(path.read_bytes(), spec, spec.filename)[1]
+        return check_digest(read_regular_file(path, MAX_IDX_BYTES, error=DataError), spec, spec.filename)[1]
     except (DataError, OSError):
         return False

@@ -9,6 +9,7 @@ half-downloaded file) otherwise surfaces far away as a reshape error or, worse, 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import struct
 import zlib
@@ -17,9 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from mlplab.errors import DataError
+from mlplab.safeio import read_regular_file
 
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_IDX_BYTES = 1 << 30  # 1 GiB: twenty times the largest MNIST-family file
+MAX_IDX_DIMS = 4  # images (N, H, W), labels (N,); numpy itself stops at 64
+MAX_IMAGE_PIXELS = 1 << 20  # per image: each pixel is an input of the MLP's first layer
 
 # IDX type code -> numpy dtype (values are big-endian in the file).
 IDX_TYPES = {
@@ -35,23 +39,84 @@ IDX_TYPES = {
 def decompress(data: bytes, name: str, limit: int = MAX_IDX_BYTES) -> bytes:
     """The IDX bytes of a file's contents: gunzipped when they are gzip, else as they are.
 
-    Decompression stops past ``limit`` bytes, so a hostile mirror's gzip bomb cannot exhaust memory.
+    The IDX header is decompressed first and checked (dimensions, declared size against ``limit``),
+    then no more than the declared size is decompressed: a gzip bomb, or a tiny file whose header
+    claims terabytes, is refused before memory is spent on it.
     """
     if not data.startswith(GZIP_MAGIC):
+        if len(data) > limit:
+            raise DataError(f"{name}: {len(data)} bytes, more than the {limit} any dataset file may have")
         return data
     parts, size = [], 0
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-            while size <= limit and (part := stream.read(1 << 24)):
+            head = stream.read(4)
+            if len(head) == 4 and head[:2] == b"\0\0" and 0 < head[3] <= MAX_IDX_DIMS:
+                head += stream.read(4 * head[3])
+            parts.append(head)
+            size = len(head)
+            declared = declared_size(head, name, limit)
+            cap = limit if declared is None else declared
+            while size <= cap and (part := stream.read(min(1 << 24, cap + 1 - size))):
                 parts.append(part)
                 size += len(part)
     except EOFError as exc:
         raise DataError(f"{name}: truncated or damaged gzip file ({exc})") from None
     except (gzip.BadGzipFile, zlib.error, OSError) as exc:
         raise DataError(f"{name}: corrupt gzip file ({exc})") from None
-    if size > limit:
+    if size > cap:
+        if declared is not None:
+            raise DataError(
+                f"{name}: decompresses to more than the {declared} bytes its IDX header declares "
+                "(a corrupt gzip stream, or data after the IDX values)"
+            )
         raise DataError(f"{name}: decompresses to more than {limit} bytes; no dataset file is that large")
     return b"".join(parts)
+
+
+def declared_size(header: bytes, name: str, limit: int = MAX_IDX_BYTES) -> int | None:
+    """The total size (header and values) an IDX header declares; None if ``header`` is not a whole IDX header.
+
+    Raises DataError when the header is valid but declares too many dimensions, images too large
+    for an MLP, or more than ``limit`` bytes.
+    """
+    if len(header) < 4:
+        return None
+    zero, type_code, ndim = struct.unpack(">HBB", header[:4])
+    if zero != 0 or type_code not in IDX_TYPES or ndim == 0:
+        return None
+    if ndim > MAX_IDX_DIMS:
+        raise DataError(
+            f"{name}: IDX header declares {ndim} dimensions; dataset files have 1 (labels) or 3 (images), "
+            f"at most {MAX_IDX_DIMS} are read"
+        )
+    header_len = 4 + 4 * ndim
+    if len(header) < header_len:
+        return None
+    shape = struct.unpack(f">{ndim}I", header[4:header_len])
+    total = IDX_TYPES[type_code].itemsize
+    for dim in shape:  # Python ints: a hostile header cannot overflow this
+        total *= dim
+    if total > limit:
+        raise DataError(
+            f"{name}: IDX header declares shape {tuple(shape)} ({total} bytes of data), more than the "
+            f"{limit} any dataset file may hold"
+        )
+    if ndim == 3:
+        check_image_size(shape[1:], name)
+    return header_len + total
+
+
+def check_image_size(image_shape, name: str) -> None:
+    """An image of ``height × width`` pixels is at most MAX_IMAGE_PIXELS (each pixel is an MLP input)."""
+    pixels = 1
+    for dim in image_shape:
+        pixels *= int(dim)
+    if pixels > MAX_IMAGE_PIXELS:
+        raise DataError(
+            f"{name}: images of {' x '.join(str(int(d)) for d in image_shape)} pixels are too large for an MLP "
+            f"(at most {MAX_IMAGE_PIXELS} pixels, e.g. 1024 x 1024; MNIST is 28 x 28); resize them first"
+        )
 
 
 def parse_idx(data: bytes, name: str) -> np.ndarray:
@@ -69,7 +134,7 @@ def parse_idx(data: bytes, name: str) -> np.ndarray:
     shape = struct.unpack(f">{ndim}I", data[4:header_len])
     dtype = IDX_TYPES[type_code]
     expected = dtype.itemsize
-    for dim in shape:  # Python ints: a hostile header cannot overflow this
+    for dim in shape:
         expected *= dim
     payload = len(data) - header_len
     if payload != expected:
@@ -78,7 +143,26 @@ def parse_idx(data: bytes, name: str) -> np.ndarray:
             f"{name}: file {problem}: header declares shape {tuple(shape)} ({expected} bytes of data), "
             f"file holds {payload}"
         )
+    declared_size(data[:header_len], name, max(MAX_IDX_BYTES, len(data)))  # dimensions, image size
     return np.frombuffer(data, dtype=dtype, offset=header_len).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def idx_header(array: np.ndarray) -> bytes:
+    """The IDX header of an array (the inverse of `parse_idx`'s reading, for uint8 and the other IDX types)."""
+    codes = {dtype.newbyteorder("="): code for code, dtype in IDX_TYPES.items()}
+    code = codes.get(array.dtype.newbyteorder("="))
+    if code is None or array.ndim > 255:
+        raise ValueError(f"no IDX encoding for {array.dtype} arrays of {array.ndim} dimensions")
+    return struct.pack(">HBB", 0, code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+
+
+def idx_sha256(array: np.ndarray) -> str:
+    """The sha256 of an array's IDX encoding: equal to the digest of the decompressed file it was read from."""
+    digest = hashlib.sha256(idx_header(array))
+    big_endian = array.dtype.newbyteorder(">")
+    values = array if array.dtype.itemsize == 1 or array.dtype == big_endian else array.astype(big_endian)
+    digest.update(memoryview(np.ascontiguousarray(values)).cast("B"))
+    return digest.hexdigest()
 
 
 def check_images(array: np.ndarray, name: str) -> np.ndarray:
@@ -90,6 +174,7 @@ def check_images(array: np.ndarray, name: str) -> np.ndarray:
         )
     if 0 in array.shape:
         raise DataError(f"{name}: holds no image data (shape {array.shape})")
+    check_image_size(array.shape[1:], name)
     return array
 
 
@@ -116,8 +201,5 @@ def check_label_range(labels: np.ndarray, name: str, num_classes: int) -> None:
 def read_idx(path: str | Path) -> np.ndarray:
     """Read one IDX file (.gz or not) with every structural check."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    data = read_regular_file(path, MAX_IDX_BYTES, error=DataError)
     return parse_idx(decompress(data, path.name), path.name)

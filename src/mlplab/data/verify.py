@@ -14,9 +14,10 @@ import numpy as np
 
 from mlplab.data import cache
 from mlplab.data.cache import Decoded, sha256_hex
-from mlplab.data.idx import check_images, check_labels, decompress, parse_idx
+from mlplab.data.idx import MAX_IDX_BYTES, check_images, check_labels, decompress, parse_idx
 from mlplab.data.registry import FileSpec
 from mlplab.errors import DataError
+from mlplab.safeio import read_regular_file
 
 
 def check_digest(raw: bytes, spec: FileSpec | None, name: str, file_sha256: str | None = None) -> tuple[bytes, bool]:
@@ -50,10 +51,7 @@ def read_dataset_file(path: Path, spec: FileSpec | None, kind: str) -> tuple[np.
 
     ``kind`` is "images" or "labels". Label ranges are checked by the caller, who knows the classes.
     """
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    raw = read_regular_file(path, MAX_IDX_BYTES, error=DataError)
     file_sha = sha256_hex(raw)
     hit = cache.get(file_sha)
     fresh = hit is None or not _cache_may_stand_in(hit, spec, file_sha)

@@ -43,7 +43,7 @@ def open_regular_file(path: Path, max_bytes: int, *, error: type[MlplabError] = 
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise error(f"{path}: cannot read: file not found") from None
+        raise error(f"{path}: file not found") from None
     except OSError as exc:
         raise error(f"{path}: cannot open ({exc.strerror or exc})") from None
     try:

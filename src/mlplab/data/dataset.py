@@ -9,6 +9,8 @@ import numpy as np
 from mlplab.data.idx import check_label_range
 from mlplab.errors import DataError
 
+MAX_CLASSES = 10_000  # each class is an output of the model; labels beyond this are a mistake or an attack
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -92,6 +94,13 @@ def assemble(
 
     ``files`` names where each array came from (role -> file or archive member), for the messages.
     """
+    if len(class_names) < 2:
+        raise DataError(
+            f"{name}: {len(class_names)} class{'' if len(class_names) == 1 else 'es'} "
+            f"({', '.join(map(str, class_names)) or 'none'}); a classifier needs at least two"
+        )
+    if len(class_names) > MAX_CLASSES:
+        raise DataError(f"{name}: {len(class_names)} classes, more than the {MAX_CLASSES} a dataset may have")
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if len(images) != len(labels):

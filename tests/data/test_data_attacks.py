@@ -327,3 +327,107 @@ def test_idx_folder_with_one_class(idx, tmp_path):
     idx.write_dir(tmp_path, arrays)
     with pytest.raises(DataError, match="1 class .* a classifier needs at least two"):
         load_dataset(f"idx:{tmp_path}")
+
+
+# --- image folders ---------------------------------------------------------------------------------
+
+
+def _png(path, value: int = 100, size=(28, 28), mode: str = "L") -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, color=value).save(path)
+
+
+def test_folder_with_one_class(tmp_path):
+    for i in range(5):
+        _png(tmp_path / "only" / f"{i}.png")
+    with pytest.raises(DataError, match=r"1 class \(only\); a classifier needs at least two") as err:
+        load_dataset(f"folder:{tmp_path}")
+    one_line(err)
+
+
+def test_folder_class_name_not_utf8(tmp_path):
+    _png(tmp_path / "a" / "0.png")
+    bad = os.fsencode(tmp_path) + b"/caf\xe9"
+    os.mkdir(bad)
+    _png(tmp_path / os.fsdecode(b"caf\xe9") / "0.png")
+    with pytest.raises(DataError, match=r"caf\\xe9: the name is not valid UTF-8; rename it") as err:
+        load_dataset(f"folder:{tmp_path}")
+    one_line(err)
+
+
+def test_folder_root_not_utf8(tmp_path):
+    root = tmp_path / os.fsdecode(b"d\xff")
+    for cls in ("a", "b"):
+        _png(root / cls / "0.png")
+    with pytest.raises(DataError, match=r"d\\xff: the name is not valid UTF-8"):
+        load_dataset(f"folder:{root}")
+
+
+@pytest.mark.parametrize("which", ["root", "class"])
+def test_folder_unreadable(tmp_path, monkeypatch, which):
+    """A folder that cannot be listed (permissions; simulated, since tests may run as root)."""
+    from pathlib import Path
+
+    for cls in ("a", "b"):
+        _png(tmp_path / cls / "0.png")
+    target = tmp_path if which == "root" else tmp_path / "b"
+    real_iterdir = Path.iterdir
+
+    def iterdir(self):
+        if self == target:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    with pytest.raises(DataError, match=rf"{target.name}: cannot read the folder \(Permission denied\)") as err:
+        load_dataset(f"folder:{tmp_path}")
+    one_line(err)
+
+
+def test_folder_16_bit_png_is_scaled_not_clipped(tmp_path):
+    from PIL import Image
+
+    ramp = (np.arange(28 * 28, dtype=np.uint32).reshape(28, 28) * 65535 // (28 * 28 - 1)).astype(np.uint16)
+    for cls in ("a", "b"):
+        path = tmp_path / cls / "0.png"
+        path.parent.mkdir(parents=True)
+        Image.fromarray(ramp).save(path)
+    assert Image.open(tmp_path / "a" / "0.png").mode.startswith("I")  # really a 16-bit image
+    ds = load_dataset(f"folder:{tmp_path}")
+    image = np.concatenate([ds.x_train, ds.x_test])[0].astype(int)
+    expected = np.rint(ramp / 257.0).astype(int)
+    assert np.abs(image - expected).max() <= 1
+    assert (image == 255).mean() < 0.01  # clipping made 99.5 % of the pixels 255
+
+
+def test_folder_float_image_in_0_1_is_scaled(tmp_path):
+    from PIL import Image
+
+    for cls in ("a", "b"):
+        path = tmp_path / cls / "0.tif"
+        path.parent.mkdir(parents=True)
+        Image.fromarray(np.full((28, 28), 0.5, np.float32), mode="F").save(path)
+    ds = load_dataset(f"folder:{tmp_path}")
+    assert set(np.concatenate([ds.x_train, ds.x_test]).ravel().tolist()) == {128}
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_folder_image_too_large(tmp_path, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    _png(tmp_path / "a" / "0.png")
+    _png(tmp_path / "b" / "0.png", size=(40, 30))
+    with pytest.raises(DataError, match=r"0\.png: 40 x 30 pixels, more than the 1000 an image may have"):
+        load_dataset(f"folder:{tmp_path}")
+
+
+def test_folder_image_that_is_not_an_image(tmp_path):
+    _png(tmp_path / "a" / "0.png")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "0.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(10))
+    with pytest.raises(DataError, match=r"b/0\.png: not a readable image") as err:
+        load_dataset(f"folder:{tmp_path}")
+    one_line(err)

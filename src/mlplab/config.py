@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from mlplab.errors import ConfigError
 from mlplab.model.spec import ModelSpec
+from mlplab.safeio import read_regular_text
 from mlplab.training.config import TrainingConfig
 
 
@@ -72,12 +73,13 @@ def load_config(name_or_path: str | Path) -> ExperimentConfig:
         else:
             names = ", ".join(sorted(shipped))
             raise ConfigError(f"no config file or shipped config named {str(name_or_path)!r} (shipped: {names})")
+    text = read_regular_text(path, error=ConfigError)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     return config_from_dict(raw, source=str(path))
 
 
@@ -86,6 +88,8 @@ def config_from_dict(raw: dict[str, Any], *, source: str = "config") -> Experime
         return ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {format_validation_error(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply") from None
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, Any]:
@@ -104,6 +108,8 @@ def _parse_value(text: str) -> Any:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text  # a bare word such as adam or val_accuracy
+    except RecursionError:
+        raise ConfigError(f"--set value nested too deeply: {text[:40]}...") from None
 
 
 def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:

@@ -28,6 +28,13 @@ def save_images(dataset: Dataset, out: str | Path, *, split: str = "train", inde
         shown = f"images {index}-{index + count - 1}" if count > 1 else f"image {index}"
         raise DataError(f"{dataset.name} {split} has {len(images)} images; cannot show {shown}")
     out = Path(out)
+    with matplotlib.rc_context({"text.parse_math": False}):  # class names are shown as written, "$" included
+        _draw(plt, dataset, images, labels, out, index, rows, cols)
+    return out
+
+
+def _draw(plt, dataset: Dataset, images, labels, out: Path, index: int, rows: int, cols: int) -> None:
+    count = rows * cols
     fig, axes = plt.subplots(rows, cols, figsize=(max(3.0, 1.2 * cols), max(3.0, 1.3 * rows)), squeeze=False)
     try:
         supported = fig.canvas.get_supported_filetypes()
@@ -46,7 +53,6 @@ def save_images(dataset: Dataset, out: str | Path, *, split: str = "train", inde
         raise DataError(f"{out}: cannot write ({exc.strerror or exc})") from None
     finally:
         plt.close(fig)
-    return out
 
 
 def _label(dataset: Dataset, label: int, index: int | None) -> str:

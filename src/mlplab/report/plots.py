@@ -6,6 +6,7 @@ Colours come from `model_colors` so a model keeps its colour across figures.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,20 @@ def model_colors(names) -> dict[str, str]:
         if n not in out:
             out[n] = _PALETTE[len(out) % len(_PALETTE)]
     return out
+
+
+def literal_text(draw):
+    """Draw with matplotlib's math text off: model and class names are user text, and one holding
+    ``$...$`` must show as written (not be parsed, which also crashes on invalid math)."""
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return wrapper
 
 
 def _figure(width: float, height: float):
@@ -75,6 +90,7 @@ COMPARISON_CAPTION = (
 )
 
 
+@literal_text
 def comparison(groups: dict[str, list[RunResult]], colors: dict[str, str], path: Path, *, validated_on: str = "val") -> Path:
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
@@ -135,6 +151,7 @@ COST_CAPTION = (
 )
 
 
+@literal_text
 def accuracy_vs_cost(rows: list[dict], colors: dict[str, str], path: Path) -> Path:
     """rows: summary rows (model, train_flops, test_accuracy, test_accuracy_std, seeds). Models
     without a positive FLOP count cannot sit on a log axis: they are named under the plot instead."""
@@ -180,6 +197,7 @@ def accuracy_vs_cost(rows: list[dict], colors: dict[str, str], path: Path) -> Pa
     return _save(fig, path)
 
 
+@literal_text
 def confusion(cm: np.ndarray, class_names, path: Path, *, title: str, color: str = "#1f77b4") -> Path:
     """Counts in each cell; the colour is the row-normalised fraction (so rare classes show too)."""
     from matplotlib.colors import LinearSegmentedColormap
@@ -238,6 +256,7 @@ def _grid_figure(mosaic: np.ndarray, inches_per_px: float, title: str):
     return fig, ax
 
 
+@literal_text
 def mistakes(images: np.ndarray, y_true, probs, indices, class_names, path: Path, *, title: str, cols: int = 8) -> Path:
     """A grid of test images with true label, predicted label and its probability, drawn as one
     mosaic (dark ink on white, as the digits are written), each tile framed in grey."""
@@ -265,6 +284,7 @@ def mistakes(images: np.ndarray, y_true, probs, indices, class_names, path: Path
     return _save(fig, path)
 
 
+@literal_text
 def first_layer(weights: np.ndarray, image_shape: tuple[int, int], path: Path, *, title: str, max_units: int = 32, cols: int = 8) -> Path:
     """Each of the first `max_units` hidden units' input weights drawn as an H×W tile of one mosaic
     (red positive, blue negative, each tile scaled to its own largest magnitude), unit number above."""

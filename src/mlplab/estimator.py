@@ -62,6 +62,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def _spec(self) -> ModelSpec:
         layers: list[Any] = []
         for units in self.hidden_units:
+            if isinstance(units, (bool, np.bool_)) or not isinstance(units, (int, np.integer)):
+                raise ValueError(f"hidden_units must be whole numbers of units, got {units!r} in {self.hidden_units!r}")
             layers.append(Dense(units=int(units), activation=self.activation))
             if self.dropout:
                 layers.append(Dropout(rate=self.dropout))
@@ -87,6 +89,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         y = np.asarray(y)
         if len(X) != len(y):
             raise ValueError(f"X and y differ in length: {len(X)} vs {len(y)}")
+        if y.dtype.kind in "fc" and not np.isfinite(y).all():
+            raise ValueError("y holds NaN or infinite labels")
+        if y.dtype == object and any(isinstance(v, (float, np.floating)) and not np.isfinite(v) for v in y.ravel()):
+            raise ValueError("y holds NaN or infinite labels")
         self.classes_, encoded = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(f"need at least two classes, got {len(self.classes_)}")

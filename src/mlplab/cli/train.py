@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mlplab.config import load_config
+from mlplab.config import load_config, parse_assignments
 from mlplab.errors import ConfigError
 from mlplab.experiment import evaluate_run, resume_run, train_run
 from mlplab.training.device import resolve_runtime
@@ -46,11 +46,11 @@ def train(
     else:
         if config is None:
             raise ConfigError("give a CONFIG to train (a .toml file or a shipped config: see `mlplab configs`), or --resume RUN_DIR")
-        overrides = list(set_ or [])
+        overrides = parse_assignments(list(set_ or []))
         if dataset is not None:
-            overrides.append(f"dataset={json.dumps(dataset)}")
+            overrides["dataset"] = dataset  # as given: no round trip through TOML escapes (unicode paths)
         if seed is not None:
-            overrides.append(f"training.seed={seed}")
+            overrides["training.seed"] = seed
         cfg = load_config(config).with_overrides(overrides)
         outcome = train_run(
             cfg, out=out or default_run_dir(cfg.name), data_dir=data_dir, limit=limit,

@@ -431,3 +431,38 @@ def test_folder_image_that_is_not_an_image(tmp_path):
     with pytest.raises(DataError, match=r"b/0\.png: not a readable image") as err:
         load_dataset(f"folder:{tmp_path}")
     one_line(err)
+
+
+# --- more: negative and empty shapes, repeated class names, empty files -----------------------------
+
+
+@pytest.mark.parametrize(("key", "shape"), [("x_train", (-1, 6, 6)), ("x_train", (2, -3, 6)), ("y_train", (-5,))])
+def test_npz_header_with_a_negative_dimension(tmp_path, key, shape):
+    path = tmp_path / "neg.npz"
+    _npz_with_header(path, key, shape, keras_arrays())
+    with pytest.raises(DataError, match=rf"{key} declares shape .* with a negative dimension"):
+        load_dataset(f"npz:{path}")
+
+
+def test_npz_with_an_empty_split(tmp_path):
+    arrays = keras_arrays()
+    arrays["x_test"], arrays["y_test"] = arrays["x_test"][:0], arrays["y_test"][:0]
+    np.savez(tmp_path / "e.npz", **arrays)
+    with pytest.raises(DataError, match=r"x_test: holds no images"):
+        load_dataset(f"npz:{tmp_path / 'e.npz'}")
+
+
+def test_repeated_class_names(tmp_path, idx):
+    np.savez(tmp_path / "c.npz", **keras_arrays(), class_names=np.array(["cat", "cat"]))
+    with pytest.raises(DataError, match="class names must differ; repeated: 'cat'"):
+        load_dataset(f"npz:{tmp_path / 'c.npz'}")
+    idx.write_dir(tmp_path / "d", idx.arrays(classes=3))
+    (tmp_path / "d" / "classes.txt").write_text("a\nb\na\n")
+    with pytest.raises(DataError, match="repeated: 'a'"):
+        load_dataset(f"idx:{tmp_path / 'd'}")
+
+
+def test_empty_npz_file(tmp_path):
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty\.npz: not a readable \.npz archive"):
+        load_dataset(f"npz:{tmp_path / 'empty.npz'}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -101,6 +102,9 @@ def assemble(
         )
     if len(class_names) > MAX_CLASSES:
         raise DataError(f"{name}: {len(class_names)} classes, more than the {MAX_CLASSES} a dataset may have")
+    repeated = sorted(name for name, n in Counter(class_names).items() if n > 1)
+    if repeated:
+        raise DataError(f"{name}: class names must differ; repeated: {', '.join(map(repr, repeated[:5]))}")
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if len(images) != len(labels):

@@ -122,6 +122,8 @@ def _npz_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path, key
                     f"{where} is an array of Python objects, which only unpickling could read; refused "
                     "(unpickling can run arbitrary code). Save plain numeric arrays, e.g. np.savez(f, x_train=x.astype('uint8'), ...)"
                 )
+            if any(dim < 0 for dim in shape):
+                raise DataError(f"{where} declares shape {shape}, with a negative dimension")
             nbytes = dtype.itemsize
             for dim in shape:
                 nbytes *= dim
@@ -148,6 +150,8 @@ def _as_images(array: np.ndarray, where: str) -> np.ndarray:
         array = array[..., 0]
     if array.ndim != 3 or 0 in array.shape[1:]:
         raise DataError(f"{where}: images must have shape (N, height, width), got {array.shape}")
+    if len(array) == 0:
+        raise DataError(f"{where}: holds no images (shape {array.shape})")
     if array.dtype == np.uint8:
         return array
     if array.dtype.kind not in "iu":

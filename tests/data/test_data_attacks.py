@@ -466,3 +466,24 @@ def test_empty_npz_file(tmp_path):
     (tmp_path / "empty.npz").write_bytes(b"")
     with pytest.raises(DataError, match=r"empty\.npz: not a readable \.npz archive"):
         load_dataset(f"npz:{tmp_path / 'empty.npz'}")
+
+
+# --- through the command line: one line, exit status 2 ---------------------------------------------
+
+
+def test_cli_reports_each_data_attack_on_one_line(tmp_path, idx, capsys):
+    from mlplab.cli.main import main
+
+    arrays = keras_arrays()
+    arrays["y_train"] = arrays["y_train"].astype(np.int64)
+    arrays["y_train"][0] = 10**9
+    np.savez(tmp_path / "label.npz", **arrays)
+    _npz_with_header(tmp_path / "shape.npz", "x_train", (10**9, 1000, 28), keras_arrays())
+    os.mkfifo(tmp_path / "fifo.npz")
+    deep = tmp_path / "idx65"
+    idx.write_dir(deep, idx.arrays())
+    (deep / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_header(*([1] * 65)) + b"\x00"))
+    for kind, file in (("npz", "label.npz"), ("npz", "shape.npz"), ("npz", "fifo.npz"), ("idx", "idx65")):
+        assert main(["data", "info", f"{kind}:{tmp_path / file}"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1, err

@@ -12,7 +12,7 @@ A cached array is never trusted as it lies on disk: each read hashes its IDX enc
 rebuilt from shape and dtype, then the values), which is byte for byte the decompressed file it
 came from, and compares that digest with the sidecar's, which the loader in turn compares with the
 registry's pinned digest. An array changed on disk (one byte is enough) misses the cache and is
-decoded afresh from the file. This costs one sha256 pass over the arrays (about 0.06 s for
+decoded afresh from the file. This costs one sha256 pass over the arrays (about 0.07 s for
 MNIST's 55 MB; `python bench/data_loading.py` measures a warm load).
 
 A cache that cannot be written (read-only home, full disk) is skipped silently: it only saves time.

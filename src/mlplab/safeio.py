@@ -41,7 +41,7 @@ def open_regular_file(path: Path, max_bytes: int, *, error: type[MlplabError] = 
     """
     path = Path(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         raise error(f"{path}: file not found") from None
     except OSError as exc:
@@ -52,7 +52,8 @@ def open_regular_file(path: Path, max_bytes: int, *, error: type[MlplabError] = 
             raise error(f"{path}: not a regular file ({_file_kind(info.st_mode)}); refusing to read it")
         if info.st_size > max_bytes:
             raise error(f"{path}: {info.st_size} bytes, more than the {max_bytes} a file of this kind may have")
-        os.set_blocking(fd, True)
+        if hasattr(os, "O_NONBLOCK"):
+            os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)

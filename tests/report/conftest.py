@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from report_synthetic import ENVIRONMENT, MODELS, PUBLISHED, make_results
+from report_synthetic import ENVIRONMENT, MODELS, PUBLISHED, PUBLISHED_SOURCE, make_results
 
 from mlplab.report import write_report
 
@@ -15,7 +15,7 @@ def _write(tmp_path_factory, label, seeds):
     artefacts = write_report(
         results, out, title=f"Synthetic {label}", commands=["mlplab reproduce --seeds 3"],
         notes=["The third model is trained fresh."], environment=ENVIRONMENT,
-        published=PUBLISHED, print_fn=printed.append,
+        published=PUBLISHED, published_source=PUBLISHED_SOURCE, print_fn=printed.append,
     )
     return {"results": results, "out": out, "artefacts": artefacts, "printed": printed}
 

@@ -6,7 +6,7 @@ other test folders' conftest modules."""
 from __future__ import annotations
 
 import numpy as np
-from mlplab.report import RunResult
+from mlplab.report import DataFacts, RunResult
 
 CLASSES = tuple(str(i) for i in range(10))
 M = 200
@@ -15,7 +15,10 @@ MODELS = {  # name: (params, hidden units, skill)
     "tutorial-128-64": (109_386, 128, 3.4),
     "tutorial-512-512": (669_706, 512, 4.0),
 }
-PUBLISHED = {"tutorial-50-25": 0.9655, "tutorial-512-512": 0.9805}
+PUBLISHED = {"mnist": {"tutorial-50-25": 0.9655, "tutorial-512-512": 0.9805}}
+PUBLISHED_SOURCE = "the Keras tutorial 'MLP Deep Learning on the MNIST Dataset'"
+DATA = DataFacts(name="mnist", source="/data/mnist (verified sha256)", checksum_verified=True,
+                 train_images=60_000, test_images=M, fit_images=54_000, validation_images=6_000)
 ENVIRONMENT = {"python": "3.11", "versions": {"torch": "2.x", "numpy": "2.y"}, "cpu": "test cpu", "threads": 2, "device": "cpu"}
 
 
@@ -30,7 +33,14 @@ def _test_set(rng):
     return y, images
 
 
-def make_run(name: str, seed: int, y, images) -> RunResult:
+def config_text(name: str, units: int, seed: int) -> str:
+    """A config as a run saves it: every key, defaults included (the schedule's too)."""
+    return (f'name = "{name}"\ndataset = "mnist"\n\n[[model.layers]]\ntype = "dense"\nunits = {units}\n\n'
+            f'[training]\nepochs = 12\nbatch_size = 128\nseed = {seed}\n\n'
+            '[training.schedule]\nname = "constant"\nstep_size = 10\ngamma = 0.1\n')
+
+
+def make_run(name: str, seed: int, y, images, dataset: DataFacts | None = DATA) -> RunResult:
     params, units, skill = MODELS[name]
     rng = np.random.default_rng(1000 * seed + units)
     logits = rng.normal(0, 1.0, (M, 10))
@@ -56,10 +66,10 @@ def make_run(name: str, seed: int, y, images) -> RunResult:
         train_flops=6 * params * 54_000 * epochs, epochs_run=epochs, best_epoch=best,
         wall_seconds=2.0 * epochs, test_loss=loss, test_accuracy=acc, y_true=y, probs=probs,
         test_images=images, class_names=CLASSES, first_layer_weights=w,
-        run_dir=f"runs/{name}-s{seed}", config_text=f'[model]\nname = "{name}"\nhidden = [{units}]\n',
+        run_dir=f"runs/{name}-s{seed}", config_text=config_text(name, units, seed), dataset=dataset,
     )
 
 
-def make_results(seeds: dict[str, int], data_seed: int = 0) -> list[RunResult]:
+def make_results(seeds: dict[str, int], data_seed: int = 0, dataset: DataFacts | None = DATA) -> list[RunResult]:
     y, images = _test_set(np.random.default_rng(data_seed))
-    return [make_run(name, s, y, images) for name, n in seeds.items() for s in range(n)]
+    return [make_run(name, s, y, images, dataset) for name, n in seeds.items() for s in range(n)]

@@ -38,9 +38,13 @@ def compare_command(
     runs: Annotated[list[Path], typer.Argument(help="Finished run directories to compare.")],
     out: Annotated[Path, typer.Option(help="Folder for the comparison report.")] = Path("reports/comparison"),
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with one sub-folder per dataset (default: $MLPLAB_DATA_DIR, then the cache).")] = None,
+    allow_mixed_datasets: Annotated[bool, typer.Option(help="Compare runs trained on different datasets (default: refused; their accuracies are not comparable).")] = False,
 ) -> None:
-    """Compare finished runs: curves, accuracy against cost, tables, per-model analysis, report.html."""
-    compare_runs(runs, out, data_dir=data_dir, print_fn=typer.echo, commands=[" ".join(["mlplab", *sys.argv[1:]])])
+    """Compare finished runs: curves, accuracy against cost, tables, per-model analysis, report.html.
+
+    Runs of the same config are grouped and counted by distinct seed; two runs of one config with the same seed are refused."""
+    compare_runs(runs, out, data_dir=data_dir, print_fn=typer.echo, commands=[" ".join(["mlplab", *sys.argv[1:]])],
+                 allow_mixed_datasets=allow_mixed_datasets)
 
 
 def register(root: typer.Typer) -> None:

@@ -6,6 +6,6 @@ It knows nothing about training or the CLI. `write_report(results, out_dir, ...)
 from __future__ import annotations
 
 from mlplab.report.build import write_report
-from mlplab.report.results import RunResult
+from mlplab.report.results import DataFacts, RunResult
 
-__all__ = ["RunResult", "write_report"]
+__all__ = ["DataFacts", "RunResult", "write_report"]

@@ -82,12 +82,16 @@ def _common_mean(runs: list[RunResult], key: str) -> tuple[np.ndarray, np.ndarra
     return np.array(common, dtype=int), np.array([np.mean([s[e] for s in series]) for e in common])
 
 
-COMPARISON_CAPTION = (
-    "Validation accuracy and loss per epoch, one colour per model; solid lines are validation, "
-    "dashed lines training, so a widening gap shows over-fitting. A dot marks the epoch whose "
-    "weights were kept. With several seeds, each seed is a thin line ending where that seed stopped, "
-    "and the thick line is the mean over the seeds, drawn up to the last epoch all of them reached."
-)
+def comparison_caption(seed_counts: list[int]) -> str:
+    """The learning-curve figure's caption; it explains seed lines only where a model has several."""
+    text = ("Validation accuracy and loss per epoch, one colour per model; solid lines are validation, "
+            "dashed lines training, so a widening gap shows over-fitting. A dot marks the epoch whose "
+            "weights were kept.")
+    if any(n > 1 for n in seed_counts):
+        text += (" For a model trained with several seeds, each seed is a thin line ending where that seed "
+                 "stopped, and the thick line is the mean over its seeds, drawn up to the last epoch all of "
+                 "them reached.")
+    return text
 
 
 @literal_text
@@ -144,11 +148,14 @@ def comparison(groups: dict[str, list[RunResult]], colors: dict[str, str], path:
     return _save(fig, path)
 
 
-COST_CAPTION = (
-    "Test accuracy against training cost (exact training FLOPs, log scale), one point per model. "
-    "With several seeds the point is the mean and the vertical bar ±1 standard deviation. The grey "
-    "step line joins the Pareto front: the models that no other model beats on both cost and accuracy."
-)
+def cost_caption(seed_counts: list[int]) -> str:
+    """The accuracy-against-cost figure's caption."""
+    text = "Test accuracy against training cost (exact training FLOPs, log scale), one point per model."
+    if any(n > 1 for n in seed_counts):
+        text += (" For a model trained with several seeds the point is the mean and the vertical bar ±1 "
+                 "standard deviation.")
+    return text + (" The grey step line joins the Pareto front: the models that no other model beats on both "
+                   "cost and accuracy.")
 
 
 @literal_text

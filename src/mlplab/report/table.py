@@ -1,4 +1,4 @@
-"""The comparison table: one row per model (aggregated over seeds) → CSV, JSON, Markdown and text."""
+"""The comparison table: one row per config (aggregated over its seeds) → CSV, JSON, Markdown and text."""
 
 from __future__ import annotations
 
@@ -9,12 +9,18 @@ from pathlib import Path
 
 import numpy as np
 
-from mlplab.report.results import RunResult, group_by_model
+from collections.abc import Mapping
+
+from mlplab.report.results import Group, RunResult
 from mlplab.report.stats import summarize
+
+Published = Mapping[str, Mapping[str, float]]  # dataset name -> model name -> published test accuracy
 
 # (key, header) of the flat row, in table order
 COLUMNS = (
     ("model", "model"),
+    ("dataset", "dataset"),
+    ("config_hash", "config"),
     ("seeds", "seeds"),
     ("params", "params"),
     ("train_flops", "training FLOPs"),
@@ -32,6 +38,7 @@ COLUMNS = (
     ("epochs_run_ci_high", "epochs run 95% CI high"),
     ("epochs_run_min", "epochs run min"),
     ("epochs_run_max", "epochs run max"),
+    ("epochs_limit", "epoch limit"),
     ("published_accuracy", "published test acc"),
     ("validated_on", "validated on"),
 )
@@ -42,14 +49,46 @@ def _mean_samples_per_s(run: RunResult) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def model_row(name: str, runs: list[RunResult], published: dict[str, float]) -> dict:
-    """One model's row. Means over seeds; std and 95 % CI (NaN with one seed) for accuracy and the
-    epoch at which training stopped; per-seed values under 'per_seed'."""
-    acc = summarize(r.test_accuracy for r in runs)
-    stop = summarize(r.epochs_run for r in runs)
+def published_for(group: Group, published: Published | None) -> float | None:
+    """The figure published for this model on this group's dataset (None: none, or dataset not recorded)."""
+    if not published or group.dataset is None:
+        return None
+    value = published.get(group.dataset.name, {}).get(group.name)
+    return None if value is None else float(value)
+
+
+def check_published(published) -> dict[str, dict[str, float]]:
+    """`published` as {dataset: {model: accuracy}}; a flat {model: accuracy} is refused, since it
+    would show one dataset's figures beside another's runs."""
+    if not published:
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for dataset, figures in dict(published).items():
+        if not isinstance(figures, Mapping):
+            raise ValueError(
+                f"published must map dataset -> {{model: accuracy}}, got {dataset!r}: {figures!r} "
+                "(say which dataset the figures were published on)")
+        for model, acc in figures.items():
+            if not 0.0 <= float(acc) <= 1.0:
+                raise ValueError(f"published accuracy of {model!r} on {dataset!r} must be in [0, 1], got {acc!r}")
+        out[str(dataset)] = {str(m): float(a) for m, a in figures.items()}
+    return out
+
+
+def model_row(group: Group, published: Published | None = None) -> dict:
+    """One config's row. Means over its seeds; std and 95 % CI (NaN with one seed) for accuracy and
+    the epoch at which training stopped, each interval clipped to what is possible; per-seed values
+    under 'per_seed'."""
+    runs = group.runs
+    limit = runs[0].max_epochs()
+    acc = summarize((r.test_accuracy for r in runs), lower=0.0, upper=1.0)
+    stop = summarize((r.epochs_run for r in runs), lower=1.0, upper=None if limit is None else float(limit))
     row = {
-        "model": name,
-        "seeds": len(runs),
+        "model": group.label,
+        "name": group.name,
+        "dataset": group.dataset.label if group.dataset is not None else None,
+        "config_hash": group.config_hash,
+        "seeds": len(set(group.seeds)),
         "params": int(runs[0].params),
         "train_flops": int(round(np.mean([r.train_flops for r in runs]))),
         "epochs_run": stop.mean,
@@ -66,7 +105,8 @@ def model_row(name: str, runs: list[RunResult], published: dict[str, float]) -> 
         "epochs_run_ci_high": stop.ci_high,
         "epochs_run_min": stop.min,
         "epochs_run_max": stop.max,
-        "published_accuracy": published.get(name),
+        "epochs_limit": limit,
+        "published_accuracy": published_for(group, published),
         "validated_on": ",".join(sorted({r.validated_on for r in runs})),
     }
     row["per_seed"] = [
@@ -85,9 +125,10 @@ def model_row(name: str, runs: list[RunResult], published: dict[str, float]) -> 
     return row
 
 
-def summary_rows(results: list[RunResult], published: dict[str, float] | None = None) -> list[dict]:
-    published = published or {}
-    return [model_row(name, runs, published) for name, runs in group_by_model(results).items()]
+def summary_rows(groups: list[Group], published: Published | None = None) -> list[dict]:
+    """One row per group (see `results.group_runs`)."""
+    published = check_published(published)
+    return [model_row(g, published) for g in groups]
 
 
 def _clean(v):
@@ -138,12 +179,13 @@ def si(v: float) -> str:
 
 
 def display_cells(row: dict) -> dict[str, str]:
-    """The row as short strings for the Markdown, text and HTML tables."""
+    """The row as short strings for the Markdown, text and HTML tables (every column; see
+    `display_table` for the columns a table shows)."""
     acc = f"{row['test_accuracy'] * 100:.2f} %"
     if row["seeds"] > 1:
         acc += (
             f" ± {row['test_accuracy_std'] * 100:.2f}"
-            f" [{max(0.0, row['test_accuracy_ci_low']) * 100:.2f}, {min(1.0, row['test_accuracy_ci_high']) * 100:.2f}]"
+            f" [{row['test_accuracy_ci_low'] * 100:.2f}, {row['test_accuracy_ci_high'] * 100:.2f}]"
         )
     stop = _epochs(row["epochs_run"])
     if row["seeds"] > 1:
@@ -154,6 +196,7 @@ def display_cells(row: dict) -> dict[str, str]:
     pub = row["published_accuracy"]
     return {
         "model": row["model"],
+        "dataset": row["dataset"] or "not recorded",
         "seeds": str(row["seeds"]),
         "params": f"{row['params']:,}",
         "training FLOPs": si(row["train_flops"]),
@@ -167,18 +210,32 @@ def display_cells(row: dict) -> dict[str, str]:
     }
 
 
-def to_markdown(rows: list[dict]) -> str:
+NUMERIC = {"seeds", "params", "training FLOPs", "wall s", "samples/s", "test loss"}
+
+
+def display_table(rows: list[dict]) -> list[dict[str, str]]:
+    """Display cells of every row, without the columns that say nothing here: 'dataset' when all
+    rows share one, 'published' when no row has a published figure."""
     cells = [display_cells(r) for r in rows]
+    drop = set()
+    if len({r["dataset"] for r in rows}) <= 1:
+        drop.add("dataset")
+    if all(r["published_accuracy"] is None for r in rows):
+        drop.add("published")
+    return [{h: v for h, v in c.items() if h not in drop} for c in cells]
+
+
+def to_markdown(rows: list[dict]) -> str:
+    cells = display_table(rows)
     heads = list(cells[0]) if cells else []
-    right = {"params", "training FLOPs", "wall s", "samples/s", "test loss"}
-    lines = ["| " + " | ".join(heads) + " |", "|" + "|".join("---:" if h in right else "---" for h in heads) + "|"]
-    lines += ["| " + " | ".join(c[h] for h in heads) + " |" for c in cells]
+    lines = ["| " + " | ".join(heads) + " |", "|" + "|".join("---:" if h in NUMERIC else "---" for h in heads) + "|"]
+    lines += ["| " + " | ".join(c[h].replace("|", "\\|") for h in heads) + " |" for c in cells]
     return "\n".join(lines) + "\n"
 
 
 def to_text(rows: list[dict]) -> str:
     """A fixed-width table for the terminal."""
-    cells = [display_cells(r) for r in rows]
+    cells = display_table(rows)
     if not cells:
         return "(no results)\n"
     heads = list(cells[0])

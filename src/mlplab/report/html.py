@@ -5,6 +5,7 @@ config string and note the runs bring is escaped by the template engine, not by 
 from __future__ import annotations
 
 import base64
+import struct
 from pathlib import Path
 
 from mlplab.report.table import NUMERIC, display_table
@@ -12,8 +13,24 @@ from mlplab.report.table import NUMERIC, display_table
 TEMPLATE = "report.html.j2"
 
 
+# On a narrow screen a figure is drawn at least this fraction of its pixel width (and scrolls
+# sideways inside its frame): shrunk to a phone's width, its 8-point labels would be 4 px tall.
+PHONE_SCALE = 0.65
+
+
 def data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def png_width(path: Path) -> int:
+    """Pixel width from the PNG header (IHDR is the first chunk)."""
+    with open(path, "rb") as f:
+        head = f.read(24)
+    return struct.unpack(">I", head[16:20])[0]
+
+
+def _figure(path: Path, caption: str = "") -> dict:
+    return {"src": data_uri(path), "caption": caption, "phone_width": round(png_width(path) * PHONE_SCALE)}
 
 
 def _environment():
@@ -63,7 +80,8 @@ def _confusion(m: dict) -> dict:
             bg, fg = heat_cell(n / total if total else 0.0, m["color"])
             cells.append({"count": n, "bg": bg, "fg": fg, "diagonal": i == j})
         rows.append({"name": name, "cells": cells, "total": total})
-    return {"classes": m["class_names"], "rows": rows}
+    # Names longer than a few characters are set vertically, so ten columns still fit a phone.
+    return {"classes": m["class_names"], "rows": rows, "long": max(map(len, m["class_names"])) > 3}
 
 
 def _model(m: dict) -> dict:
@@ -85,9 +103,8 @@ def _model(m: dict) -> dict:
             for c, p, r, f, n in zip(m["class_names"], prf["precision"], prf["recall"], prf["f1"], prf["support"])
         ],
         "pairs": [[a, b, str(n)] for a, b, n in m["confused_pairs"]],
-        "mistakes": data_uri(m["mistakes"]),
-        "weights": data_uri(m["weights"]),
-        "weights_caption": m["weights_caption"],
+        "mistakes": _figure(m["mistakes"]),
+        "weights": _figure(m["weights"], m["weights_caption"]),
         "config_text": m["config_text"],
         "config_hash": m["config_hash"],
     }
@@ -152,6 +169,6 @@ def render(
         title=title, subtitle=subtitle, warnings=warnings, notes=notes,
         heads=heads, numeric=[h in NUMERIC for h in heads], wide=("epochs run", "test acc"), summary=summary, table_notes=table_notes,
         datasets=[_dataset(e) for e in datasets],
-        figures={k: {"src": data_uri(p), "caption": cap} for k, (p, cap) in figures.items()},
+        figures={k: _figure(p, cap) for k, (p, cap) in figures.items()},
         flops_text=flops_text, models=views, commands=commands, environment=_environment_rows(environment),
     )

@@ -182,6 +182,8 @@ def group_runs(results: list[RunResult], *, allow_mixed_datasets: bool = False) 
         key = (r.dataset_key, r.name, r.config_hash())
         g = groups.setdefault(key, Group("", r.name, key[2], r.dataset))
         same = next((o for o in g.runs if o.seed == r.seed), None)
+        if same is not None and same.run_dir is not None and same.run_dir == r.run_dir:
+            raise ConfigError(f"{r.run_dir} is given twice: one run would count as two seeds")
         if same is not None:
             raise ConfigError(
                 f"{_where(same)} and {_where(r)} are the same config ({r.name}, config {key[2]}) with the same "
@@ -191,15 +193,18 @@ def group_runs(results: list[RunResult], *, allow_mixed_datasets: bool = False) 
     out = list(groups.values())
     for g in out:
         g.runs.sort(key=lambda r: r.seed)
-    _label(out, several_datasets=len(datasets) > 1)
+    _label(out, list(datasets.values()))
     return out
 
 
-def _label(groups: list[Group], *, several_datasets: bool) -> None:
-    """Unique labels: the model name, then its dataset where datasets are mixed, then its config
-    hash where one name has several configs."""
+def _label(groups: list[Group], datasets: list[DataFacts | None]) -> None:
+    """Unique labels: the model name, then its dataset where datasets are mixed (its name, or its
+    full label where two share a name), then its config hash where one name has several configs."""
+    names = [d.name if d is not None else None for d in datasets]
+    short = len(set(names)) == len(names)
     for g in groups:
-        g.label = g.name + (f" · {_dataset_label(g.dataset)}" if several_datasets else "")
+        suffix = g.dataset.name if short and g.dataset is not None else _dataset_label(g.dataset)
+        g.label = g.name + (f" · {suffix}" if len(datasets) > 1 else "")
     labels = [g.label for g in groups]
     for g in groups:
         if labels.count(g.label) > 1:

@@ -105,6 +105,22 @@ def _data_json(entries: list[dict]) -> list[dict]:
     return docs
 
 
+def data_lines(entries: list[dict]) -> list[str]:
+    """One line per dataset for the Markdown summary."""
+    lines = []
+    for e in entries:
+        d: DataFacts | None = e["facts"]
+        if d is None:
+            lines.append(f"Data: not recorded ({plural(e['runs'], 'run')}).")
+            continue
+        verified = {True: "yes", False: "no", None: "not recorded"}[d.checksum_verified]
+        sizes = ", ".join(f"{n:,} {what}" for n, what in ((d.train_images, "training"), (d.test_images, "test"))
+                          if n is not None)
+        lines.append(f"Data: {d.label} from {d.source or 'an unrecorded source'}; checksum verified: {verified}"
+                     + (f"; {sizes} images" if sizes else "") + ".")
+    return lines
+
+
 def published_note(groups: list[Group], rows: list[dict], source: str) -> str:
     """What the 'published' column means ('' when the table has no such column)."""
     shown = [g for g, r in zip(groups, rows) if r["published_accuracy"] is not None]
@@ -116,7 +132,7 @@ def published_note(groups: list[Group], rows: list[dict], source: str) -> str:
             f"{', '.join(datasets)}. It is shown only beside runs on the dataset it was published on; "
             "– where nothing was published for that model on that dataset.")
     if any(g.dataset.limit for g in shown):
-        text += " These runs used only part of the dataset (see Data), so they are not the published setup."
+        text += " These runs used only part of the dataset, so they are not the published setup."
     return text
 
 
@@ -203,7 +219,7 @@ def write_report(
          "notes": list(notes), "environment": json.loads(json.dumps(environment, default=str))},
     )
     md = f"# {title}\n\n" + table.to_markdown(rows)
-    md += "".join(f"\n{t}\n" for t in (pub_note, stats_note(rows)) if t)
+    md += "".join(f"\n{t}\n" for t in (pub_note, stats_note(rows), *data_lines(datasets)) if t)
     md += "".join(f"\n> {w}\n" for w in warnings)
     (out / "summary.md").write_text(md, encoding="utf-8")
     artefacts["summary_md"] = out / "summary.md"

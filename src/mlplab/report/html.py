@@ -167,7 +167,7 @@ def render(
     ]
     return _environment().get_template(TEMPLATE).render(
         title=title, subtitle=subtitle, warnings=warnings, notes=notes,
-        heads=heads, numeric=[h in NUMERIC for h in heads], wide=("epochs run", "test acc"), summary=summary, table_notes=table_notes,
+        heads=heads, numeric=[h in NUMERIC for h in heads], summary=summary, table_notes=table_notes,
         datasets=[_dataset(e) for e in datasets],
         figures={k: _figure(p, cap) for k, (p, cap) in figures.items()},
         flops_text=flops_text, models=views, commands=commands, environment=_environment_rows(environment),

@@ -144,6 +144,7 @@ class Group:
     config_hash: str
     dataset: DataFacts | None
     runs: list[RunResult] = field(default_factory=list)  # one per distinct seed, sorted by seed
+    model_label: str = ""  # the label without the dataset (for tables that show the dataset beside it)
 
     @property
     def seeds(self) -> list[int]:
@@ -205,10 +206,12 @@ def _label(groups: list[Group], datasets: list[DataFacts | None]) -> None:
     for g in groups:
         suffix = g.dataset.name if short and g.dataset is not None else _dataset_label(g.dataset)
         g.label = g.name + (f" · {suffix}" if len(datasets) > 1 else "")
+        g.model_label = g.name
     labels = [g.label for g in groups]
     for g in groups:
         if labels.count(g.label) > 1:
             g.label += f" [config {g.config_hash[:6]}]"
+            g.model_label += f" [config {g.config_hash[:6]}]"
 
 
 def representative(runs: list[RunResult]) -> RunResult:

@@ -86,6 +86,7 @@ def model_row(group: Group, published: Published | None = None) -> dict:
     row = {
         "model": group.label,
         "name": group.name,
+        "model_label": group.model_label,
         "dataset": group.dataset.label if group.dataset is not None else None,
         "config_hash": group.config_hash,
         "seeds": len(set(group.seeds)),
@@ -220,6 +221,9 @@ def display_table(rows: list[dict]) -> list[dict[str, str]]:
     drop = set()
     if len({r["dataset"] for r in rows}) <= 1:
         drop.add("dataset")
+    else:  # the dataset has its own column: the model column need not repeat it
+        for c, r in zip(cells, rows):
+            c["model"] = r["model_label"]
     if all(r["published_accuracy"] is None for r in rows):
         drop.add("published")
     return [{h: v for h, v in c.items() if h not in drop} for c in cells]

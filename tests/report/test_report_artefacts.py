@@ -179,9 +179,9 @@ def test_inconsistent_input_is_refused(tmp_path):
 
 
 def test_importing_the_report_layer_does_not_import_matplotlib():
-    code = "import sys, mlplab.report; print('matplotlib' in sys.modules)"
+    code = "import sys, mlplab.report; print('matplotlib' in sys.modules, 'jinja2' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"
+    assert out.strip() == "False False"
 
 
 def test_runresult_reexported():

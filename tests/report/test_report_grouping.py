@@ -192,3 +192,19 @@ def test_confusion_matrix_is_a_readable_table(tmp_path):
     expected = np.zeros((10, 10), dtype=int)
     np.add.at(expected, (r.y_true, y_pred), 1)
     np.testing.assert_array_equal(counts, expected)
+
+
+def test_data_facts_from_a_dataset_read_the_verification():
+    class Loaded:  # what the data layer hands over: a name, a source, the labels
+        name, y_train, y_test = "mnist", np.zeros(300), np.zeros(100)
+
+        def __init__(self, source):
+            self.source = source
+
+    facts = DataFacts.from_dataset(Loaded("/d/mnist (verified sha256) [first 300 train]"), limit=300, fit_images=270,
+                                   validation_images=30)
+    assert (facts.checksum_verified, facts.train_images, facts.test_images, facts.label) == (
+        True, 300, 100, "mnist (first 300 images)")
+    unverified = "/d/kmnist (IDX structure checked; no pinned checksum matches this copy)"
+    assert DataFacts.from_dataset(Loaded(unverified)).checksum_verified is False
+    assert DataFacts.from_dataset(Loaded("somewhere")).checksum_verified is None

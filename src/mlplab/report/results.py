@@ -47,11 +47,12 @@ class DataFacts:
                      validation_images: int | None = None) -> "DataFacts":
         """From a loaded dataset (anything with name, source, y_train and y_test; read, not imported).
 
-        The data layer writes "(verified sha256)" into the source of a copy whose pinned checksums
-        matched; any other source is reported as not verified."""
+        The data layer says in the source whether the copy's pinned checksums matched: "(verified
+        sha256)", or "no pinned checksum matches"; a source saying neither leaves it unrecorded."""
         source = str(dataset.source)
+        verified = True if "(verified sha256)" in source else False if "no pinned checksum" in source else None
         return cls(
-            name=str(dataset.name), source=source, checksum_verified="(verified sha256)" in source,
+            name=str(dataset.name), source=source, checksum_verified=verified,
             train_images=len(dataset.y_train), test_images=len(dataset.y_test),
             fit_images=fit_images, validation_images=validation_images, limit=limit,
         )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from mlplab.errors import ConfigError, DataError, MlplabError, ModelFileError, TrainingError
+from mlplab.errors import ConfigError, DataError, InputError, MlplabError, ModelFileError, TrainingError
 
 # The rest is imported on first use, so that `import mlplab.report` or `mlplab --help` does not
 # pay for importing torch.
@@ -34,6 +34,7 @@ _LAZY = {
     "load_model": "mlplab.runs", "save_model": "mlplab.runs",
     "History": "mlplab.training", "evaluate": "mlplab.training", "fit": "mlplab.training",
     "resolve_runtime": "mlplab.training", "standard_callbacks": "mlplab.training",
+    "preprocess_image": "mlplab.use.preprocess",
 }
 
 
@@ -52,9 +53,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "ConfigError", "DataError", "Dataset", "ExperimentConfig", "History", "MLPClassifier", "MlplabError",
+    "ConfigError", "DataError", "Dataset", "ExperimentConfig", "History", "InputError", "MLPClassifier", "MlplabError",
     "ModelFileError", "ModelSpec", "TrainingError", "__version__", "build_model", "evaluate", "evaluate_run",
     "fit", "flatten_scale", "list_datasets", "load_config", "load_data", "load_dataset", "load_model",
-    "one_hot", "resolve_runtime", "resume_run", "save_model", "shipped_configs", "standard_callbacks",
+    "one_hot", "preprocess_image", "resolve_runtime", "resume_run", "save_model", "shipped_configs", "standard_callbacks",
     "summarize", "train_run", "train_val_split", "training_flops",
 ]

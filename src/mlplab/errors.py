@@ -30,3 +30,9 @@ class TrainingError(MlplabError):
     def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class InputError(MlplabError, ValueError):
+    """An input to predict on (an image file, an array) cannot be used: names the problem in one line."""
+
+    exit_code = 1  # `mlplab predict` exits 1 when an input failed, 2 for usage errors

@@ -52,10 +52,30 @@ class SavedModel:
     def metrics(self) -> dict[str, Any]:
         return dict(self.description.get("metrics", {}))
 
+    @property
+    def input_style(self) -> str:
+        """How images are prepared for this model ("digit", "object" or "none"; see mlplab.use.preprocess)."""
+        from mlplab.use.predict import model_input_style
+
+        return model_input_style(self)
+
+    def predict_proba(self, images: Any, *, preprocess: bool = True, batch_size: int = 1024) -> np.ndarray:
+        """Class probabilities (N, C) of images: arrays (N×28×28 uint8, N×784 float), PIL images or paths."""
+        from mlplab.use.predict import predict_proba
+
+        return predict_proba(self, images, preprocess=preprocess, batch_size=batch_size)
+
+    def predict(self, images: Any, *, preprocess: bool = True, batch_size: int = 1024) -> np.ndarray:
+        """The most probable class index (N,) of each image; see `predict_proba` for what images may be."""
+        return np.argmax(self.predict_proba(images, preprocess=preprocess, batch_size=batch_size), axis=1)
+
 
 def save_model(directory: Path, model: MLP, *, name: str, class_names: list[str], image_shape: tuple[int, ...],
-               extra: dict[str, Any] | None = None) -> Path:
-    """Write `model.safetensors` and `model.json` into `directory`; returns the description's path."""
+               input_style: str = "digit", extra: dict[str, Any] | None = None) -> Path:
+    """Write `model.safetensors` and `model.json` into `directory`; returns the description's path.
+
+    `input_style` says how images must be prepared for the model (mlplab.use.preprocess.INPUT_STYLES).
+    """
     directory = Path(directory)
     tensors = {k: v for k, v in model.state_dict().items()}
     description = {
@@ -66,6 +86,7 @@ def save_model(directory: Path, model: MLP, *, name: str, class_names: list[str]
         "num_classes": model.num_classes,
         "image_shape": list(image_shape),
         "preprocessing": {"flatten": True, "dtype": "float32", "scale": 1 / 255, "input": "uint8 pixels 0-255"},
+        "input_style": input_style,
         "class_names": list(class_names),
         "tensors": {k: {"shape": list(v.shape), "dtype": str(v.dtype).removeprefix("torch.")} for k, v in tensors.items()},
         "versions": library_versions(),

@@ -27,9 +27,7 @@ def predict(
 ) -> None:
     """Predict the class of each input with a trained model; exits 1 when any input could not be used.
 
-    Images are prepared the way the model's training data was (recorded in model.json): for digits,
-    inverted when the background is light, cropped to the ink, scaled to 20 pixels and centred by
-    centre of mass in 28×28, as MNIST itself was made.
+    Images are prepared the way the model's training data was (recorded in model.json): for digits, inverted when the background is light, cropped to the ink, scaled to 20 pixels and centred by centre of mass in 28×28, as MNIST itself was made.
     """
     import numpy as np
 
@@ -90,5 +88,34 @@ def write_preprocessed(folder: Path, prepared) -> None:
             Image.fromarray(item.image, "L").save(folder / f"{number:05d}-{stem}.png")
 
 
+def export(
+    run: Annotated[str, typer.Argument(metavar="RUN", help="A run directory, or its model.json / model.safetensors.")],
+    format_: Annotated[str, typer.Option("--format", help="Export format; onnx is the one there is.")] = "onnx",
+    out: Annotated[Optional[Path], typer.Option(help="File to write (default: model.onnx in the run directory).")] = None,
+    opset: Annotated[int, typer.Option(help="ONNX opset version (9-20).")] = 17,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Check the file with onnxruntime against PyTorch on the dataset's test images before writing it (default: check).")] = True,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with one sub-folder per dataset, for the check (default: $MLPLAB_DATA_DIR, then the cache).")] = None,
+) -> None:
+    """Export a trained model to ONNX: input `pixels` float32 (N, 784) in [0, 1], output `probabilities`.
+
+    Needs `pip install 'mlplab\\[export]'`. The file's metadata holds the class names, the input style and mlplab's version. Unless --no-check, onnxruntime must give the same class as PyTorch on every test image and probabilities within 1e-5, or nothing is written.
+    """
+    from mlplab.errors import ConfigError
+
+    if format_ != "onnx":
+        raise ConfigError(f"unknown export format {format_!r}: onnx is the one there is")
+    from mlplab.runs.model_file import load_model
+    from mlplab.use.export import export_onnx, require_export_packages
+
+    require_export_packages()  # before loading torch and the model: fail fast with the install hint
+    saved = load_model(run)
+    target = out if out is not None else saved.path / "model.onnx"
+    parity = export_onnx(saved, target, opset=opset, check=check, data_dir=data_dir)
+    if parity is not None:
+        typer.echo(parity.line())
+    typer.echo(f"wrote {target}")
+
+
 def register(root: typer.Typer) -> None:
     root.command()(predict)
+    root.command()(export)

@@ -240,8 +240,10 @@ def _place_by_centre_of_mass(digit: np.ndarray) -> np.ndarray:
     """Paste into 28×28 so the ink's centre of mass lands on the centre (parts past the edge are cut)."""
     h, w = digit.shape
     mass = digit.sum()
-    cy = float((digit.sum(axis=1) * np.arange(h)).sum() / mass) + 0.5
-    cx = float((digit.sum(axis=0) * np.arange(w)).sum() / mass) + 0.5
+    cy = float((digit.sum(axis=1) * np.arange(h)).sum() / mass)
+    cx = float((digit.sum(axis=0) * np.arange(w)).sum() / mass)
+    # MNIST's centre of mass sits at row and column index 14.0 (mean over the training set: 14.00
+    # and 14.01), i.e. half a pixel right of and below the geometric centre: match it exactly.
     top, left = int(round(SIZE / 2 - cy)), int(round(SIZE / 2 - cx))
     out = np.zeros((SIZE, SIZE), dtype=np.float32)
     y0, x0 = max(top, 0), max(left, 0)

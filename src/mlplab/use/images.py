@@ -14,6 +14,7 @@ frame the user meant cannot be guessed.
 from __future__ import annotations
 
 import io
+import re
 import struct
 import warnings
 from pathlib import Path
@@ -56,11 +57,14 @@ def open_image(
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"{where}image too large ({_one_line(exc)})") from None
-    except UnidentifiedImageError:
+        # Raised by Image.open itself, before our own check could see the size.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = f"{int(found.group(1)):,} pixels" if found else "more pixels than Pillow allows"
         raise InputError(
-            f"{where}not an image Pillow can read here (accepted: {', '.join(ALLOWED_FORMATS)})"
+            f"{where}image too large: {pixels}, the limit is {max_pixels:,} (Pillow: possible decompression bomb)"
         ) from None
+    except UnidentifiedImageError:
+        raise InputError(f"{where}{_unidentified(data)}") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         # Pillow reports truncated and corrupt data as OSError (or SyntaxError from some plugins).
         raise InputError(f"{where}truncated or corrupt image ({_one_line(exc)})") from None
@@ -106,6 +110,37 @@ def _check_header(image: Image.Image, max_pixels: int, where: str) -> None:
         raise InputError(
             f"{where}{image.format} file with {frames} frames (animated or multi-page); save the one image to predict on"
         )
+
+
+SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"GIF87a": "GIF", b"GIF89a": "GIF", b"BM": "BMP", b"\xff\xd8\xff": "JPEG",
+              b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
+
+
+def _unidentified(data: bytes) -> str:
+    """Why Pillow could not identify the data: a damaged or zero-size header of a known format, or no image."""
+    fmt = next((name for magic, name in SIGNATURES.items() if data.startswith(magic)), None)
+    if fmt is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        fmt = "WEBP"
+    if fmt is None:
+        return f"not an image Pillow can read here (accepted: {', '.join(ALLOWED_FORMATS)})"
+    size = _declared_size(fmt, data)
+    if size is not None and 0 in size:
+        return f"zero-size image ({size[0]}×{size[1]}, declared in its {fmt} header)"
+    return f"damaged {fmt} image (its header cannot be read)"
+
+
+def _declared_size(fmt: str, data: bytes) -> tuple[int, int] | None:
+    try:
+        if fmt == "PNG" and data[12:16] == b"IHDR":
+            return struct.unpack(">II", data[16:24])
+        if fmt == "GIF":
+            return struct.unpack("<HH", data[6:10])
+        if fmt == "BMP":
+            width, height = struct.unpack("<ii", data[18:26])
+            return width, abs(height)
+    except struct.error:
+        return None
+    return None
 
 
 def _one_line(exc: BaseException) -> str:

@@ -33,9 +33,8 @@ def _scaled(digit: np.ndarray, height: int) -> Image.Image:
 def _paper(size: tuple[int, int], rng: np.random.Generator, level: float = 225.0, shade: float = 30.0) -> np.ndarray:
     """Light paper with a lighting gradient across it and grain."""
     w, h = size
-    gradient = np.linspace(0, 1, w)[None, :] * np.linspace(0.3, 1, h)[:, None]
-    paper = level - shade * gradient + rng.normal(0, 3, (h, w))
-    return paper.astype(np.float32)
+    gradient = np.linspace(0, 1, w, dtype=np.float32)[None, :] * np.linspace(0.3, 1, h, dtype=np.float32)[:, None]
+    return level - shade * gradient + rng.standard_normal((h, w), dtype=np.float32) * 3
 
 
 def paper_photo(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
@@ -44,12 +43,12 @@ def paper_photo(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
     paper = _paper((1200, 900), rng)
     top, left = 90 + int(rng.integers(0, 300)), 600 + int(rng.integers(0, 300))
     h, w = ink.shape
-    rgb = np.repeat(paper[..., None], 3, axis=2)
-    ink_colour = np.array([30.0, 40.0, 110.0])  # a blue ballpoint
-    region = rgb[top : top + h, left : left + w]
-    rgb[top : top + h, left : left + w] = region * (1 - ink[..., None]) + ink_colour * ink[..., None]
-    image = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
-    return image.filter(ImageFilter.GaussianBlur(1.5))
+    channels = []
+    for ink_level in (30.0, 40.0, 110.0):  # a blue ballpoint
+        channel = paper.copy()
+        channel[top : top + h, left : left + w] = channel[top : top + h, left : left + w] * (1 - ink) + ink_level * ink
+        channels.append(Image.fromarray(np.clip(channel, 0, 255).astype(np.uint8)))
+    return Image.merge("RGB", channels).filter(ImageFilter.GaussianBlur(1.5))
 
 
 def small_in_corner(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:

@@ -45,15 +45,12 @@ def open_image(
     if not data:
         raise InputError(f"{name}: empty file" if name else "empty image data")
     where = f"{name}: " if name else ""
+    _bomb_warnings_are_errors()
     try:
-        # Pillow's own bomb check warns between its limit and twice its limit; make that an error
-        # too, whatever our own (lower, explicit) limit says.
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
-            _check_header(image, max_pixels, where)
-            image.load()
-            image = image.copy()  # detaches a GIF's first frame from the decoder
+        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        _check_header(image, max_pixels, where)
+        image.load()
+        image = image.copy()  # detaches a GIF's first frame from the decoder
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -71,6 +68,17 @@ def open_image(
     if 0 in image.size:
         raise InputError(f"{where}zero-size image ({image.size[0]}×{image.size[1]})")
     return image
+
+
+def _bomb_warnings_are_errors() -> None:
+    """Pillow's bomb check only *warns* between its limit and twice its limit: make that an error.
+
+    A process-wide filter, (re-)added on every call: `warnings.catch_warnings()` is not thread-safe
+    (the HTTP service opens images in several threads at once) and could leak another thread's
+    temporary filters; re-adding the same filter is idempotent and survives a test harness that
+    resets the filters. Our own header check (`max_pixels`) refuses large images in any case.
+    """
+    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
 
 def _read_source(source: str | Path | bytes | BinaryIO) -> tuple[str, bytes]:

@@ -28,6 +28,7 @@ from mlplab.errors import InputError
 SIZE = 28  # the side of every MNIST-family image
 DIGIT_BOX = 20  # MNIST: the digit's longer side, before centring in 28×28
 WORK_SIDE = 1024  # large photos are box-averaged down to this before anything else (speed, less noise)
+OBJECT_EDGE = 12.0  # grey levels from the background where an object's faint edge still counts as the object
 MIN_CONTRAST = 24.0  # grey levels (of 255) between background and ink below which the image is blank
 INK_FLOOR = 0.2  # fraction of the ink's contrast below which a pixel counts as background (paper texture, JPEG noise)
 PROFILE_FLOOR = 0.01  # rows/columns holding less than this fraction of the busiest one's ink count as empty
@@ -281,7 +282,7 @@ def _fit_object(grey: np.ndarray) -> np.ndarray:
     contrast = np.abs(grey - background)
     if _smoothed_peak(contrast) < MIN_CONTRAST:
         raise _blank(background)
-    box = _bounding_box(np.where(contrast >= MIN_CONTRAST, contrast, 0.0))
+    box = _bounding_box(np.where(contrast >= OBJECT_EDGE, contrast, 0.0))
     if box is None:
         raise _blank(background)
     obj = _fit_box(values[box], SIZE)

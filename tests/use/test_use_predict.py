@@ -238,3 +238,29 @@ def test_help_states_every_default(capsys):
     assert code == 0
     for text in ("--json", "default: 3", "default: 1024", "--no-preprocess", "--show-preprocessed"):
         assert text in out
+
+
+def test_a_fashion_model_records_and_applies_the_object_style(tmp_path):
+    from mlplab import load_config, load_dataset, load_model, train_run
+    from mlplab.errors import DataError
+
+    try:
+        fashion = load_dataset("fashion-mnist", download=False)
+    except DataError:
+        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist; .ci/run does it)")
+    config = load_config("tutorial-50-25")
+    config = config.model_copy(update={"training": config.training.model_copy(update={"epochs": 1})})
+    train_run(config, out=tmp_path / "run", dataset=fashion.subset(train=500, test=100), verbose=0)
+    saved = load_model(tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "model.json").read_text())["input_style"] == "object"
+    assert saved.input_style == "object"
+    # a bag on white paper: the object style keeps its shape (the digit style would crop to "ink" and
+    # scale it to 20 pixels)
+    page = np.full((300, 400), 250, np.uint8)
+    page[100:200, 50:350] = 40
+    from mlplab.use.predict import prepare_images
+
+    seen = prepare_images(page, saved.input_style)[0]
+    cols = np.flatnonzero(seen.max(axis=0) > 20)
+    assert cols[-1] - cols[0] + 1 == 28
+    np.testing.assert_allclose(saved.predict_proba(page), saved.predict_proba(seen[None], preprocess=False), atol=1e-6)

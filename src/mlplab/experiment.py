@@ -28,7 +28,6 @@ from mlplab.safeio import read_json, write_json
 from mlplab.training import History, Runtime, evaluate, fit, resolve_runtime, standard_callbacks
 from mlplab.training.gradients import describe as describe_gradients
 from mlplab.training.callbacks import Callback
-from mlplab.use.preprocess import input_style_for
 
 ValidateOn = Literal["val", "test"]
 
@@ -216,7 +215,7 @@ def _train(
     }
     save_model(
         run.path, model, name=config.name, class_names=list(dataset.class_names), image_shape=dataset.image_shape,
-        input_style=input_style_for(dataset.name), extra={
+        extra={
             "dataset": {"name": dataset.name, "source": dataset.source},
             "config": config.to_dict(),
             "training": outcome,

@@ -111,3 +111,16 @@ def test_safetensors_whose_header_length_starts_with_0x80_are_not_mistaken_for_p
             assert list(tensors) == ["x" * size]
             return
     pytest.fail("no header length with a 0x80 first byte was produced")
+
+
+def test_the_input_style_follows_the_dataset_unless_given(tmp_path):
+    model = build_model(load_config("tutorial-50-25").model)
+    names = list("0123456789")
+    for dataset, given, expected in (("mnist", None, "digit"), ("fashion-mnist", None, "object"),
+                                     ("kmnist", None, "digit"), (None, None, "digit"), ("mnist", "none", "none")):
+        extra = {"dataset": {"name": dataset}} if dataset else None
+        save_model(tmp_path / expected / str(dataset), model, name="m", class_names=names, image_shape=(28, 28),
+                   input_style=given, extra=extra)
+        assert json.loads((tmp_path / expected / str(dataset) / "model.json").read_text())["input_style"] == expected
+    with pytest.raises(ValueError, match="input_style must be one of digit, object, none, got 'photo'"):
+        save_model(tmp_path / "bad", model, name="m", class_names=names, image_shape=(28, 28), input_style="photo")

@@ -71,11 +71,20 @@ class SavedModel:
 
 
 def save_model(directory: Path, model: MLP, *, name: str, class_names: list[str], image_shape: tuple[int, ...],
-               input_style: str = "digit", extra: dict[str, Any] | None = None) -> Path:
+               input_style: str | None = None, extra: dict[str, Any] | None = None) -> Path:
     """Write `model.safetensors` and `model.json` into `directory`; returns the description's path.
 
-    `input_style` says how images must be prepared for the model (mlplab.use.preprocess.INPUT_STYLES).
+    `input_style` says how images must be prepared for the model (one of
+    mlplab.use.preprocess.INPUT_STYLES); by default it follows the dataset named in
+    ``extra["dataset"]["name"]`` ("object" for Fashion-MNIST, else "digit").
     """
+    from mlplab.use.preprocess import INPUT_STYLES, input_style_for
+
+    if input_style is None:
+        dataset = (extra or {}).get("dataset")
+        input_style = input_style_for(dataset.get("name") if isinstance(dataset, dict) else None)
+    if input_style not in INPUT_STYLES:
+        raise ValueError(f"input_style must be one of {', '.join(INPUT_STYLES)}, got {input_style!r}")
     directory = Path(directory)
     tensors = {k: v for k, v in model.state_dict().items()}
     description = {

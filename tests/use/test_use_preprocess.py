@@ -189,3 +189,21 @@ def test_object_style_gives_fashion_mnist_back_from_product_photos():
     # than resizing the whole photo
     assert np.mean(similar) > 0.85 and min(similar) > 0.6, similar
     assert np.mean(similar) - np.mean(naive_similar) > 0.4 and min(np.subtract(similar, naive_similar)) > 0.1
+
+
+def test_a_thin_pen_line_is_thickened_to_an_mnist_stroke():
+    """A 3-pixel line, 300 pixels tall: at 20 pixels it would be a faint hairline a model never saw."""
+    page = np.full((600, 400), 230, np.uint8)
+    page[150:450, 200:203] = 20
+    page[150:153, 170:203] = 20  # the little flag of a handwritten 1
+    out = preprocess_image(page)
+    columns = np.flatnonzero(out[8:20].max(axis=0) > 128)  # the upright's middle rows
+    assert 2 <= len(columns) <= 4 and out.max() >= 250
+    from mlplab.use.preprocess import stroke_width
+
+    assert stroke_width(out / 255) >= 2.0
+    # MNIST-thick strokes are left alone: the same line 40 pixels wide gives the same upright width
+    # as MNIST's ones (2-4 px), not a thickened one
+    thick = np.full((600, 400), 230, np.uint8)
+    thick[150:450, 180:220] = 20
+    assert 2 <= len(np.flatnonzero(preprocess_image(thick)[8:20].max(axis=0) > 128)) <= 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 
@@ -64,6 +65,11 @@ def _expect(source, pattern: str, **options) -> InputError:
 def test_a_missing_path_and_a_folder(tmp_path):
     _expect(tmp_path / "nope.png", r"nope.png: no such file or directory")
     _expect(tmp_path, "is a folder")
+
+
+def test_a_fifo_is_not_read(tmp_path):
+    os.mkfifo(tmp_path / "pipe.png")
+    _expect(tmp_path / "pipe.png", "pipe.png: not a regular file")
 
 
 def test_an_empty_file(tmp_path):

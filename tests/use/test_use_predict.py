@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import struct
 from pathlib import Path
 
@@ -159,7 +160,8 @@ def test_bad_inputs_give_one_error_each_and_exit_1_while_the_rest_are_predicted(
     empty_folder.mkdir()
     bomb = tmp_path / "bomb.png"
     Image.new("1", (8000, 6000)).save(bomb)  # 48 megapixels in a few kilobytes
-    names = ["good.png", "missing.png", "empty.png", "text.jpg", "cut.png", "blank.png", "anim.webp",
+    os.mkfifo(tmp_path / "pipe.png")  # reading it would block forever
+    names = ["good.png", "pipe.png", "missing.png", "empty.png", "text.jpg", "cut.png", "blank.png", "anim.webp",
              "floats.npy", "objects.npy", "nothing-here", "bomb.png"]
     code, out, err = run_cli(["predict", mnist_run, *[tmp_path / n for n in names], "--json"], capsys)
     assert code == 1
@@ -171,6 +173,7 @@ def test_bad_inputs_give_one_error_each_and_exit_1_while_the_rest_are_predicted(
     assert all(set(r) == {"path", "error"} for r in rows[1:])
     assert all("\n" not in e and str(tmp_path) not in e for e in errors.values())
     assert errors["missing.png"] == "no such file or directory"
+    assert errors["pipe.png"] == "not a regular file"
     assert errors["empty.png"] == "empty file"
     assert errors["text.jpg"].startswith("not an image")
     assert errors["cut.png"].startswith("truncated or corrupt image")
@@ -264,3 +267,18 @@ def test_a_fashion_model_records_and_applies_the_object_style(tmp_path):
     cols = np.flatnonzero(seen.max(axis=0) > 20)
     assert cols[-1] - cols[0] + 1 == 28
     np.testing.assert_allclose(saved.predict_proba(page), saved.predict_proba(seen[None], preprocess=False), atol=1e-6)
+
+
+def test_folders_are_searched_recursively_in_sorted_order_without_following_links(mnist_run, mnist, tmp_path, capsys):
+    root = tmp_path / "digits"
+    (root / "b").mkdir(parents=True)
+    (root / "a" / "deeper").mkdir(parents=True)
+    for i, rel in enumerate(["b/x.png", "a/deeper/z.png", "a/y.png", "c.png"]):
+        Image.fromarray(255 - mnist.x_test[i]).resize((100, 100)).save(root / rel)
+    (root / "notes.txt").write_text("skipped")
+    (root / ".hidden.png").write_bytes(b"skipped")
+    (root / "a" / "loop").symlink_to(root)  # a link to a parent: followed, it would never end
+    code, out, err = run_cli(["predict", mnist_run, root, "--json"], capsys)
+    assert code == 0, err
+    assert [Path(r["path"]).relative_to(root).as_posix() for r in json.loads(out)] == [
+        "a/deeper/z.png", "a/y.png", "b/x.png", "c.png"]

@@ -90,6 +90,8 @@ def _read_source(source: str | Path | bytes | BinaryIO) -> tuple[str, bytes]:
             raise InputError(f"{path}: no such file or directory")
         if path.is_dir():
             raise InputError(f"{path}: is a folder, not an image file")
+        if not path.is_file():
+            raise InputError(f"{path}: not a regular file")  # a FIFO or a device: reading could block forever
         try:
             if path.stat().st_size > MAX_FILE_BYTES:
                 raise InputError(f"{path}: file too large ({path.stat().st_size:,} bytes, the limit is {MAX_FILE_BYTES:,})")

@@ -8,6 +8,7 @@ error becomes that input's one line and the others go on.
 
 from __future__ import annotations
 
+import os
 import re
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -47,16 +48,25 @@ def gather(inputs: Sequence[str | Path], style: str, *, preprocess: bool = True)
 
 
 def expand(path: Path) -> Iterator[tuple[Path, str | None]]:
-    """A file as it is; a folder → its usable files (recursively, sorted); a missing path → its error."""
+    """A file as it is; a folder → its usable files (recursively, sorted); a missing path → its error.
+
+    Symbolic links to folders are not followed (a link to a parent would never end), and only
+    regular files are taken (reading a FIFO or a device would block or never end).
+    """
     if path.is_dir():
-        files = sorted((f for f in path.rglob("*") if f.is_file() and is_usable_name(f)),
-                       key=lambda f: f.relative_to(path).parts)
+        files = sorted(
+            (Path(top) / name for top, _, names in os.walk(path) for name in names
+             if is_usable_name(Path(name)) and (Path(top) / name).is_file()),
+            key=lambda f: f.relative_to(path).parts,
+        )
         if not files:
             yield path, "no image, array or IDX files in this folder"
         for file in files:
             yield file, None
-    elif path.exists():
+    elif path.is_file():
         yield path, None
+    elif path.exists():
+        yield path, "not a regular file"
     else:
         yield path, "no such file or directory"
 
@@ -80,18 +90,18 @@ def load_file(path: Path, style: str, *, preprocess: bool = True) -> list[Prepar
     except (InputError, DataError) as exc:
         return [Prepared(str(path), error=_without_path(str(exc), path))]
     if arrays is None:  # an image file
-        return [_prepare(str(path), lambda: open_image(path), style, preprocess)]
-    return [_prepare(f"{path}[{i}]", lambda one=one: one, style, preprocess) for i, one in enumerate(arrays)]
+        return [_prepare(str(path), path, lambda: open_image(path), style, preprocess)]
+    return [_prepare(f"{path}[{i}]", path, lambda one=one: one, style, preprocess) for i, one in enumerate(arrays)]
 
 
-def _prepare(name: str, load, style: str, preprocess: bool) -> Prepared:
+def _prepare(name: str, path: Path, load, style: str, preprocess: bool) -> Prepared:
     from mlplab.use.predict import raw_image
 
     try:
         source = load()
         image = preprocess_image(source, style) if preprocess else raw_image(source)
     except InputError as exc:
-        return Prepared(name, error=_without_path(str(exc), Path(name.split("[")[0])))
+        return Prepared(name, error=_without_path(str(exc), path))
     return Prepared(name, image=image)
 
 

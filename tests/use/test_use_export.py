@@ -102,10 +102,11 @@ def test_no_check_skips_the_parity_check(mnist_run, tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--format", "tflite"], "unknown export format 'tflite'"),
     (["--opset", "3"], "opset must be an integer from 9 to 20"),
+    (["--out", "."], "is a folder; --out names the .onnx file to write"),
 ])
 def test_bad_options_are_one_line_errors(mnist_run, tmp_path, capsys, args, message):
     code, out, err = run_cli(["export", mnist_run, "--out", tmp_path / "m.onnx", *args], capsys)
-    assert code == 2 and message in err and err.count("\n") == 1
+    assert code == 2 and message in err and err.count("\n") == 1 and out == ""
     assert not (tmp_path / "m.onnx").exists()
 
 

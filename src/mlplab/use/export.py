@@ -90,6 +90,9 @@ def export_onnx(
     Raises `ExportError` when the parity check fails; nothing is written then.
     """
     onnx, _ = require_export_packages()
+    out = Path(out)
+    if out.is_dir():
+        raise ExportError(f"{out}: is a folder; --out names the .onnx file to write")
     if isinstance(opset, bool) or not isinstance(opset, int) or not 9 <= opset <= 20:
         raise ExportError(f"opset must be an integer from 9 to 20, got {opset!r}")
     proto = onnx.load_model_from_string(_export_bytes(saved, opset))
@@ -103,7 +106,10 @@ def export_onnx(
         raise ExportError(f"{parity.line()}; nothing written")
     from mlplab.safeio import atomic_write_bytes
 
-    atomic_write_bytes(Path(out), data)
+    try:
+        atomic_write_bytes(out, data)
+    except OSError as exc:
+        raise ExportError(f"{out}: cannot write ({exc.strerror or exc})") from None
     return parity
 
 

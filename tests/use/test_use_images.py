@@ -139,3 +139,14 @@ def test_an_animated_gif_gives_its_first_frame(tmp_path):
 def test_formats_outside_the_list_are_not_even_tried(tmp_path):
     digit_image("RGB").save(tmp_path / "icon.ico", "ICO")
     _expect(tmp_path / "icon.ico", "not an image Pillow can read here")
+
+
+def test_a_phone_photo_is_turned_upright_by_its_exif_orientation(tmp_path):
+    upright = digit_image("RGB")  # 60 wide, 40 high
+    sideways = upright.transpose(Image.Transpose.ROTATE_90)  # as the sensor stored it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to view"
+    sideways.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    opened = open_image(tmp_path / "phone.jpg")
+    assert opened.size == (60, 40)
+    assert np.abs(np.asarray(opened.convert("L"), dtype=int) - np.asarray(upright.convert("L"))).mean() < 3

@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 from typing import BinaryIO
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mlplab.errors import InputError
 
@@ -50,7 +50,9 @@ def open_image(
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
         _check_header(image, max_pixels, where)
         image.load()
-        image = image.copy()  # detaches a GIF's first frame from the decoder
+        # Phones store photos sideways and say so in EXIF: upright them as every viewer does
+        # (exif_transpose also returns a copy, detaching a GIF's first frame from the decoder).
+        image = _upright(image)
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -68,6 +70,13 @@ def open_image(
     if 0 in image.size:
         raise InputError(f"{where}zero-size image ({image.size[0]}×{image.size[1]})")
     return image
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(image)
+    except (ValueError, TypeError, KeyError, OSError, SyntaxError, struct.error):
+        return image.copy()  # damaged EXIF: the pixels are still good, as they are stored
 
 
 def _bomb_warnings_are_errors() -> None:

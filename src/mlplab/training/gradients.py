@@ -121,6 +121,9 @@ def supports(model: MLP, loss: str, precision: str, *, mode: str = "auto") -> Su
         return Support(False, f"loss {loss}")
     if precision != "fp32":
         return Support(False, f"precision {precision}")
+    built = [module for block in model.blocks for module in block.modules]
+    if len(built) != len(model.layers) or any(a is not b for a, b in zip(built, model.layers)):
+        return Support(False, "the model's modules were changed after it was built")
     for block in model.blocks:
         support = block.placed.layer.fast_step()
         if not support.ok:
@@ -176,7 +179,7 @@ class _Program:
         self.forward: list[Callable[[], object]] = []
         records: list[tuple] = []  # what the backward pass needs, op by op
         source: torch.Tensor | None = None  # the activations so far; None stands for the batch `x`
-        for module in model.layers:
+        for module in (module for block in model.blocks for module in block.modules):
             kind = type(module)  # exactly: `supports` admitted only these types
             if kind is nn.Linear:
                 out = new(rows, module.out_features)

@@ -144,7 +144,7 @@ def check_gradient_views(model: MLP, flat_grad: torch.Tensor) -> None:
     `flat_grad`: if one were a separate tensor, that layer would silently stop learning.
     """
     if flat_grad is None or flat_grad.dim() != 1 or not flat_grad.is_contiguous():
-        raise GradientContractError("the flat gradient buffer must be one contiguous 1-d tensor")
+        raise GradientContractError("internal error: the flat gradient buffer must be one contiguous 1-d tensor")
     start = flat_grad.data_ptr()
     end = start + flat_grad.numel() * flat_grad.element_size()
     covered = 0
@@ -262,7 +262,8 @@ class ManualGradients:
         if not support.ok:
             raise ValueError(f"the hand-written step cannot train this model ({support.reason})")
         ops = private_ops()
-        assert isinstance(ops, PrivateOps)  # `supports` found them
+        if not isinstance(ops, PrivateOps):  # `supports` found them a moment ago
+            raise GradientContractError(f"internal error: {ops.reason}")
         check_gradient_views(model, flat_grad)  # early; each program checks again when it is built
         self.model, self.rows, self.flat_grad, self.ops = model, batch_size, flat_grad, ops
         self._programs: dict[int, _Program] = {}  # by batch rows: the full batches and the last one

@@ -146,3 +146,15 @@ def test_layer_types_are_strict(layer, message):
 
 def test_a_float_key_still_takes_an_integer():
     assert config_from_dict({"model": {"layers": [{"type": "dropout", "rate": 0}]}}).model.layers[0].rate == 0.0
+
+
+def test_a_model_too_large_is_a_one_line_cli_error_and_creates_nothing(tmp_path, capsys):
+    from mlplab.cli.main import main
+
+    out = tmp_path / "run"
+    code = main(["train", "tutorial-50-25", "--limit", "500", "--set", "model.layers[0].units=1000000",
+                 "--out", str(out), "--verbose", "0"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == (f"error: the model would have 810,000,285 parameters, more than the limit of "
+                                 f"{MAX_PARAMETERS:,} (use fewer or narrower layers)")
+    assert not out.exists()

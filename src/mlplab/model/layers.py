@@ -29,6 +29,7 @@ from pydantic import Field, field_validator
 from torch import nn
 from torch.nn import functional as F
 
+from mlplab.errors import ConfigError
 from mlplab.model.dropout import FastDropout
 from mlplab.validation import Strict, Tagged, positive, positive_int, unit_interval
 
@@ -262,13 +263,13 @@ def walk(layers: list[LayerKind], output: Output, num_features: int, num_classes
 
 
 def checked_widths(num_features: object, num_classes: object) -> tuple[int, int]:
-    """The model's input and output widths as ints, within the limits (ValueError naming the value)."""
+    """The model's input and output widths as ints, within the limits (ConfigError naming the value)."""
     widths = []
     for name, value, least in (("num_features", num_features, 1), ("num_classes", num_classes, 2)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise ValueError(f"{name} must be an integer, got {value!r}")
+            raise ConfigError(f"{name} must be an integer, got {value!r}")
         if not least <= value <= MAX_WIDTH:
-            raise ValueError(f"{name} must be in [{least}, {MAX_WIDTH:,}], got {value:,}")
+            raise ConfigError(f"{name} must be in [{least}, {MAX_WIDTH:,}], got {value:,}")
         widths.append(int(value))
     return widths[0], widths[1]
 
@@ -277,5 +278,6 @@ def check_parameters(placed: list[Placed]) -> int:
     """The model's parameter count (Keras's: batch-norm statistics included), within `MAX_PARAMETERS`."""
     total = sum(p.parameters[0] for p in placed)
     if total > MAX_PARAMETERS:
-        raise ValueError(f"the model would have {total:,} parameters, more than the limit of {MAX_PARAMETERS:,}")
+        raise ConfigError(f"the model would have {total:,} parameters, more than the limit of {MAX_PARAMETERS:,} "
+                          "(use fewer or narrower layers)")
     return total

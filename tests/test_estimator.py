@@ -60,12 +60,3 @@ def test_bad_input_is_a_value_error():
         MLPClassifier().fit(np.array([[np.nan, 1.0], [0.0, 1.0]]), [0, 1])
     with pytest.raises(ValueError, match="two classes"):
         MLPClassifier().fit(np.zeros((4, 2)), [1, 1, 1, 1])
-
-
-def test_hidden_units_must_be_whole_numbers():
-    x, y = np.random.default_rng(0).random((20, 4), dtype=np.float32), np.arange(20) % 2
-    for bad in (2.7, True, "8"):
-        with pytest.raises(ValueError, match=f"hidden_units must be whole numbers, got {bad!r}"):
-            MLPClassifier(hidden_units=(bad,), epochs=1).fit(x, y)
-    clf = MLPClassifier(hidden_units=(np.int64(3),), epochs=1).fit(x, y)  # NumPy integers are whole numbers
-    assert clf.model_.spec.dense_units == [3]

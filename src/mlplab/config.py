@@ -19,6 +19,7 @@ from mlplab.errors import ConfigError
 from mlplab.model.spec import ModelSpec
 from mlplab.safeio import read_regular_text
 from mlplab.training.config import TrainingConfig
+from mlplab.validation import union_member_names
 
 
 class ExperimentConfig(BaseModel):
@@ -158,11 +159,19 @@ def format_validation_error(exc: ValidationError) -> str:
     return "; ".join(_format_one(err) for err in exc.errors())
 
 
-_TAGS = {"dense", "dropout", "batch_norm", "rmsprop", "adam", "adamw", "sgd", "EarlyStopping"}
+_TYPE_ERRORS = {
+    "int_type": "must be an integer", "float_type": "must be a number", "bool_type": "must be true or false",
+    "string_type": "must be a string", "list_type": "must be a list", "dict_type": "must be a table",
+    "model_type": "must be a table", "int_from_float": "must be an integer",
+}
 
 
 def _format_one(err: dict[str, Any]) -> str:
-    loc = [part for part in err["loc"] if part not in _TAGS]
+    # A union's member (a layer's `type`, an optimizer's `name`, a class name) is not a key the user
+    # wrote; the last part always is (an unknown or missing key), even when it spells a tag.
+    members = union_member_names()
+    *parents, last = err["loc"] or ("",)
+    loc = [part for part in parents if part not in members] + ([last] if last != "" else [])
     path = ""
     for part in loc:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
@@ -173,6 +182,8 @@ def _format_one(err: dict[str, Any]) -> str:
         message = "is not a known key"
     elif kind == "missing":
         message = "is required"
+    elif kind in _TYPE_ERRORS:
+        message = f"{_TYPE_ERRORS[kind]}, got {given!r}"
     elif kind == "literal_error":
         message = f"must be one of {err['ctx']['expected']}, got {given!r}"
     elif kind == "union_tag_invalid":

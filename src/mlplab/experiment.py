@@ -121,7 +121,8 @@ def train_run(
         dataset={"name": dataset.name, "source": dataset.source, "limit": limit},
         validate_on=validate_on,
         runtime={"device": runtime.device.type, "precision": runtime.precision, "threads": torch.get_num_threads(),
-                 "gradients": describe_gradients(model, config.training.loss, runtime.precision)},
+                 "gradients": describe_gradients(model, config.training.loss, runtime.precision,
+                                                 mode=config.training.gradients)},
         started=_now(),
     )
     return _train(run, config, model, dataset, validate_on, runtime, verbose, stream, None, list(extra_callbacks))

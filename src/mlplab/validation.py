@@ -12,8 +12,10 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Strict(BaseModel):
-    # Unknown keys are errors: a typo such as `unit = 64` must not be silently ignored.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Unknown keys are errors: a typo such as `unit = 64` must not be silently ignored. Types are
+    # strict: `units = true` or `units = "32"` is an error, not 1 or 32 (an int still serves where
+    # a float is asked for).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Tagged(Strict):
@@ -47,3 +49,23 @@ def unit_interval(value: float) -> float:
     if not 0.0 <= value < 1.0:
         raise ValueError(f"must be in [0, 1), got {value}")
     return value
+
+
+def union_member_names() -> set[str]:
+    """What pydantic puts in an error's location for a union's member: each tag and class name.
+
+    `mlplab.config` leaves them out of the key path it shows (`model.layers[0].units`, not
+    `model.layers[0].dense.units`). Derived from the classes, so a new layer kind or optimizer
+    needs no list kept in step.
+    """
+    names: set[str] = set()
+    pending = list(Strict.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        names.add(cls.__name__)
+        if issubclass(cls, Tagged):
+            tag = cls.model_fields.get(cls.tag_field)
+            if tag is not None and isinstance(tag.default, str):
+                names.add(tag.default)
+    return names

@@ -130,3 +130,31 @@ def test_every_shipped_config_loads_and_round_trips(tmp_path):
         copy = tmp_path / f"{name}.toml"
         copy.write_text(cfg.to_toml())
         assert load_config(copy) == cfg
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (["training", "epochs"], True, "training.epochs must be an integer, got True"),
+        (["training", "batch_size"], "128", "training.batch_size must be an integer, got '128'"),
+        (["training", "batch_size"], 128.0, "training.batch_size must be an integer, got 128.0"),
+        (["training", "seed"], 1.5, "training.seed must be an integer, got 1.5"),
+        (["training", "shuffle"], 1, "training.shuffle must be true or false, got 1"),
+        (["training", "validation_split"], "0.1", "training.validation_split must be a number, got '0.1'"),
+        (["training", "optimizer"], {"name": "adam", "learning_rate": "0.01"},
+         "training.optimizer.learning_rate must be a number, got '0.01'"),
+        (["training", "optimizer"], {"name": "sgd", "nesterov": "yes", "momentum": 0.9},
+         "training.optimizer.nesterov must be true or false, got 'yes'"),
+        (["training", "early_stopping"], {"patience": 2.0}, "training.early_stopping.patience must be an integer, got 2.0"),
+        (["training", "schedule"], {"name": "step", "step_size": True}, "training.schedule.step_size must be an integer, got True"),
+    ],
+)
+def test_training_types_are_strict(path, value, message):
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(with_change(path, value))
+    assert message in str(info.value)
+
+
+def test_an_integer_is_still_a_number():
+    cfg = config_from_dict(with_change(["training", "optimizer"], {"name": "sgd", "learning_rate": 1}))
+    assert cfg.training.optimizer.learning_rate == 1.0

@@ -8,7 +8,9 @@ import torch
 from mlplab.model import build_model
 from mlplab.model.spec import ModelSpec
 from mlplab.training.device import resolve_runtime
-from mlplab.training.gradients import AutogradGradients, ManualGradients, describe, make_gradients, supports
+from mlplab.training.gradients import (
+    AutogradGradients, ManualGradients, Support, describe, make_gradients, supports,
+)
 from mlplab.training.losses import make_loss
 from mlplab.training.optim import flatten_parameters
 
@@ -33,7 +35,7 @@ def gradients_by(kind, model_spec, x, y, seed=3):
     model.seed_dropout(seed)
     model.train()
     if kind == "manual":
-        step = ManualGradients(model, batch_size=32)
+        step = ManualGradients(model, 32, flat.grad)
     else:
         step = AutogradGradients(model, make_loss("categorical_crossentropy", "softmax"), flat.grad, resolve_runtime("cpu"))
     loss, correct = step(x, y)
@@ -58,7 +60,7 @@ def test_manual_gradients_overwrite_stale_ones():
     x, y = torch.rand(8, 11), torch.randint(0, 4, (8,))
     model = build_model(PLAIN[0], 11, 4)
     flat = flatten_parameters(model)
-    step = ManualGradients(model, batch_size=8)
+    step = ManualGradients(model, 8, flat.grad)
     step(x, y)
     first = flat.grad.clone()
     flat.grad.fill_(float("nan"))  # beta=0 products must not read what was there
@@ -69,46 +71,48 @@ def test_manual_gradients_overwrite_stale_ones():
 
 
 @pytest.mark.parametrize(
-    ("model_spec", "loss", "precision", "reason"),
+    ("model_spec", "loss", "precision", "mode", "reason"),
     [
-        (spec({"type": "dense", "units": 4, "activation": "gelu"}), "categorical_crossentropy", "fp32", "layer GELU"),
-        (spec({"type": "dense", "units": 4}, {"type": "batch_norm"}), "categorical_crossentropy", "fp32", "layer BatchNorm1d"),
-        (spec({"type": "dense", "units": 4, "use_bias": False}), "categorical_crossentropy", "fp32", "a dense layer without bias"),
-        (PLAIN[1], "mean_squared_error", "fp32", "loss mean_squared_error"),
-        (PLAIN[1], "categorical_crossentropy", "bf16", "precision bf16"),
-        (PLAIN[1], "categorical_crossentropy", "fp32", None),
+        (spec({"type": "dense", "units": 4, "activation": "gelu"}), "categorical_crossentropy", "fp32", "auto",
+         "activation gelu"),
+        (spec({"type": "dense", "units": 4}, {"type": "batch_norm"}), "categorical_crossentropy", "fp32", "auto",
+         "layer batch_norm"),
+        (spec({"type": "dense", "units": 4, "use_bias": False}), "categorical_crossentropy", "fp32", "auto",
+         "a dense layer without bias"),
+        (PLAIN[1], "mean_squared_error", "fp32", "auto", "loss mean_squared_error"),
+        (PLAIN[1], "categorical_crossentropy", "bf16", "auto", "precision bf16"),
+        (PLAIN[1], "categorical_crossentropy", "fp32", "autograd", "training.gradients = 'autograd'"),
+        (PLAIN[1], "categorical_crossentropy", "fp32", "auto", None),
     ],
 )
-def test_supports_names_what_it_cannot_do(model_spec, loss, precision, reason):
+def test_supports_names_what_it_cannot_do(model_spec, loss, precision, mode, reason):
     model = build_model(model_spec, 11, 4)
-    assert supports(model, loss, precision) == reason
-    assert describe(model, loss, precision) == ("hand-written" if reason is None else f"autograd ({reason})")
+    support = supports(model, loss, precision, mode=mode)
+    assert isinstance(support, Support) and support.ok is (reason is None)
+    if reason is not None:
+        assert support.reason == reason
+    assert describe(model, loss, precision, mode=mode) == ("hand-written" if reason is None else f"autograd ({reason})")
     flat = flatten_parameters(model)
     runtime = resolve_runtime("cpu", precision)
-    step = make_gradients(model, loss, make_loss(loss, "softmax"), flat.grad, runtime, 16)
+    step = make_gradients(model, loss, make_loss(loss, "softmax"), flat.grad, runtime, 16, mode=mode)
     assert isinstance(step, ManualGradients if reason is None else AutogradGradients)
-    if reason is not None and supports(model, "categorical_crossentropy", "fp32") is not None:
+    if not supports(model, "categorical_crossentropy", "fp32").ok:
         with pytest.raises(ValueError, match="hand-written step cannot train"):
-            ManualGradients(model, 16)
+            ManualGradients(model, 16, flat.grad)
 
 
-def test_training_by_hand_follows_autograds_trajectory(blobs, make_config, monkeypatch):
+def test_training_by_hand_follows_autograds_trajectory(blobs, make_config):
     """Whole runs agree: same masks, same batches, gradients equal up to rounding (4 epochs, Adam, dropout)."""
-    import mlplab.training.loop as loop
     from mlplab.training import fit
 
     train, val = blobs
-    cfg = make_config("relu")
     runs = {}
-    for kind in ("hand-written", "autograd"):
-        if kind == "autograd":
-            monkeypatch.setattr(loop, "make_gradients",
-                                lambda model, loss, loss_fn, flat_grad, runtime, batch_size:
-                                AutogradGradients(model, loss_fn, flat_grad, runtime))
+    for mode in ("auto", "autograd"):  # relu: "auto" is the hand-written step (test_gradient_contracts checks)
+        cfg = make_config("relu", gradients=mode)
         model = build_model(cfg.model, 20, 3, seed=0)
         history = fit(model, cfg.training, train, val)
-        runs[kind] = (model.state_dict(), history)
-    (hand, hand_history), (auto, auto_history) = runs["hand-written"], runs["autograd"]
+        runs[mode] = (model.state_dict(), history)
+    (hand, hand_history), (auto, auto_history) = runs["auto"], runs["autograd"]
     for key in hand:
         torch.testing.assert_close(hand[key], auto[key], rtol=1e-4, atol=1e-5)
     assert hand_history.history["loss"] == pytest.approx(auto_history.history["loss"], rel=1e-4)

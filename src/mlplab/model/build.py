@@ -1,30 +1,30 @@
 """Building a torch module from a model description, initialised as Keras initialises.
 
-The module returns logits; the output activation is applied by `predict_proba`, so that
-cross-entropy can always be computed stably from logits (as Keras does when the last layer
-says softmax).
+Each layer kind says which modules it becomes (`mlplab.model.layers`); the model keeps them in
+one `nn.Sequential` (so parameter names stay `layers.<i>.weight`) and remembers which modules
+came from which layer (`blocks`), for the eval-mode forward and the hand-written training step.
+The module returns logits; the output activation is applied by `predict_proba`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from mlplab.model.dropout import FastDropout
-from mlplab.model.spec import BatchNorm, Dense, Dropout, ModelSpec
+from mlplab.model.layers import Placed, check_parameters, checked_widths
+from mlplab.model.spec import ModelSpec
 
-_ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "elu": nn.ELU,
-    "leaky_relu": lambda: nn.LeakyReLU(0.2),  # Keras 3's default negative slope
-    "softmax": lambda: nn.Softmax(dim=1),
-}
+
+@dataclass(frozen=True)
+class Block:
+    """One layer of the description with the modules built for it."""
+
+    placed: Placed
+    modules: tuple[nn.Module, ...]
 
 
 class MLP(nn.Module):
@@ -32,28 +32,18 @@ class MLP(nn.Module):
 
     def __init__(self, spec: ModelSpec, num_features: int, num_classes: int) -> None:
         super().__init__()
-        if num_features < 1:
-            raise ValueError(f"num_features must be a positive integer, got {num_features}")
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        num_features, num_classes = checked_widths(num_features, num_classes)
+        placed = spec.walk(num_features, num_classes)
+        check_parameters(placed)  # before allocating anything
         self.spec = spec
         self.num_features = num_features
         self.num_classes = num_classes
-        layers: list[nn.Module] = []
-        width = num_features
-        for layer in spec.layers:
-            if isinstance(layer, Dense):
-                layers.append(nn.Linear(width, layer.units, bias=layer.use_bias))
-                if layer.activation != "linear":
-                    layers.append(_ACTIVATIONS[layer.activation]())
-                width = layer.units
-            elif isinstance(layer, Dropout):
-                layers.append(FastDropout(layer.rate))
-            elif isinstance(layer, BatchNorm):
-                # torch's momentum weighs the new batch; Keras's weighs the running average.
-                layers.append(nn.BatchNorm1d(width, eps=layer.epsilon, momentum=1.0 - layer.momentum))
-        layers.append(nn.Linear(width, num_classes))
-        self.layers = nn.Sequential(*layers)
+        blocks: list[Block] = []
+        for place in placed:
+            modules = place.layer.build(place.in_width, place.out_width)
+            blocks.append(Block(place, tuple(modules)))
+        self.layers = nn.Sequential(*(m for block in blocks for m in block.modules))
+        self.blocks = blocks  # a plain list: the modules are registered once, in `layers`
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
@@ -82,14 +72,8 @@ class MLP(nn.Module):
         half of a batch-1 prediction; skipping dropout and using batch norm's running statistics
         directly gives the same outputs without touching the model's state.
         """
-        for layer in self.layers:
-            if isinstance(layer, FastDropout):
-                continue
-            if isinstance(layer, nn.BatchNorm1d):
-                x = F.batch_norm(x, layer.running_mean, layer.running_var, layer.weight, layer.bias,
-                                 training=False, momentum=0.0, eps=layer.eps)
-            else:
-                x = layer(x)
+        for block in self.blocks:
+            x = block.placed.layer.infer(block.modules, x)
         return x
 
     @torch.inference_mode()

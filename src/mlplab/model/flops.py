@@ -1,26 +1,21 @@
 """Exact training cost of an MLP, counted in matrix-product FLOPs.
 
-Per sample, a dense layer with `i` inputs and `o` outputs costs 2·i·o FLOPs forward (a multiply
-and an add per weight), 2·i·o for the weight gradient and 2·i·o for the input gradient, except
-that the first layer needs no input gradient (nothing upstream learns). Bias adds, activations,
-dropout and the optimizer update are left out: they are O(units), not O(weights), and the
+Per sample, a product with `i` inputs and `o` outputs costs 2·i·o FLOPs forward (a multiply and
+an add per weight), 2·i·o for the weight gradient and 2·i·o for the input gradient, except that
+the first product needs no input gradient (nothing upstream learns). Which products a layer
+computes is the layer kind's answer (`LayerKind.products`). Bias adds, activations, dropout,
+batch norm and the optimizer update are left out: they are O(units), not O(weights), and the
 report says so.
 """
 
 from __future__ import annotations
 
-from mlplab.model.spec import Dense, ModelSpec
+from mlplab.model.spec import ModelSpec
 
 
 def dense_shapes(spec: ModelSpec, num_features: int, num_classes: int) -> list[tuple[int, int]]:
     """(inputs, outputs) of every matrix product, output layer included."""
-    shapes, width = [], num_features
-    for layer in spec.layers:
-        if isinstance(layer, Dense):
-            shapes.append((width, layer.units))
-            width = layer.units
-    shapes.append((width, num_classes))
-    return shapes
+    return [shape for placed in spec.walk(num_features, num_classes) for shape in placed.products]
 
 
 def forward_flops(spec: ModelSpec, num_features: int, num_classes: int) -> int:
@@ -32,7 +27,7 @@ def training_flops_per_sample(spec: ModelSpec, num_features: int, num_classes: i
     """FLOPs of one sample's forward and backward pass."""
     shapes = dense_shapes(spec, num_features, num_classes)
     first_in, first_out = shapes[0]
-    return 3 * forward_flops(spec, num_features, num_classes) - 2 * first_in * first_out
+    return 3 * sum(2 * i * o for i, o in shapes) - 2 * first_in * first_out
 
 
 def training_flops(spec: ModelSpec, num_features: int, num_classes: int, samples_seen: int) -> int:

@@ -2,58 +2,20 @@
 
 Input size and number of classes are not part of the description: they come from the dataset
 when the model is built, so one description serves MNIST, Fashion-MNIST and user data alike.
+The layer kinds themselves (their keys, and how each is built, summarised and counted) are in
+`mlplab.model.layers`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from pydantic import Field
 
-from pydantic import Field, field_validator
+from mlplab.model.layers import (
+    ACTIVATIONS, Activation, BatchNorm, Dense, Dropout, Layer, Output, Placed, walk,
+)
+from mlplab.validation import Strict
 
-from mlplab.validation import Strict, Tagged, positive, positive_int, unit_interval
-
-ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "silu", "elu", "leaky_relu", "softmax", "linear")
-Activation = Literal["relu", "sigmoid", "tanh", "gelu", "silu", "elu", "leaky_relu", "softmax", "linear"]
-
-
-class Dense(Tagged):
-    """A fully connected layer followed by its activation (Keras `Dense(units, activation)`)."""
-
-    type: Literal["dense"] = "dense"
-    units: int
-    activation: Activation = "linear"
-    use_bias: bool = True
-
-    _units = field_validator("units")(positive_int)
-
-
-class Dropout(Tagged):
-    """Zeroes a fraction `rate` of activations during training (Keras `Dropout(rate)`)."""
-
-    type: Literal["dropout"] = "dropout"
-    rate: float
-
-    _rate = field_validator("rate")(unit_interval)
-
-
-class BatchNorm(Tagged):
-    """Batch normalisation with Keras's defaults (momentum 0.99, epsilon 1e-3)."""
-
-    type: Literal["batch_norm"] = "batch_norm"
-    momentum: float = 0.99
-    epsilon: float = 1e-3
-
-    _momentum = field_validator("momentum")(unit_interval)
-    _epsilon = field_validator("epsilon")(positive)
-
-
-Layer = Annotated[Union[Dense, Dropout, BatchNorm], Field(discriminator="type")]
-
-
-class Output(Strict):
-    """The output layer: one unit per class, so only its activation is chosen."""
-
-    activation: Literal["softmax", "linear", "sigmoid"] = "softmax"
+__all__ = ["ACTIVATIONS", "Activation", "BatchNorm", "Dense", "Dropout", "Layer", "ModelSpec", "Output"]
 
 
 class ModelSpec(Strict):
@@ -65,3 +27,7 @@ class ModelSpec(Strict):
     @property
     def dense_units(self) -> list[int]:
         return [layer.units for layer in self.layers if isinstance(layer, Dense)]
+
+    def walk(self, num_features: int, num_classes: int) -> list[Placed]:
+        """Every layer (the output layer last) with the widths it reads and writes."""
+        return walk(self.layers, self.output, num_features, num_classes)

@@ -1,7 +1,8 @@
 """A Keras-style summary of a model description: layers, output shapes, parameter counts.
 
 Counted from the description alone (no torch module is built), so `mlplab summary` is instant.
-Like Keras, batch-norm moving statistics count as non-trainable parameters.
+Each layer kind gives its row's name and counts (`mlplab.model.layers`); like Keras, batch-norm
+moving statistics count as non-trainable parameters.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from mlplab.model.flops import forward_flops, training_flops_per_sample
-from mlplab.model.spec import BatchNorm, Dense, Dropout, ModelSpec
+from mlplab.model.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -97,26 +98,15 @@ def _megabytes(params: int) -> str:
 def summarize(spec: ModelSpec, num_features: int = 784, num_classes: int = 10, name: str = "model") -> ModelSummary:
     counts: Counter[str] = Counter()
     rows: list[LayerRow] = []
-    width = num_features
-
-    def next_name(kind: str) -> str:
-        n = counts[kind]
-        counts[kind] += 1
-        return kind if n == 0 else f"{kind}_{n}"
-
-    for layer in spec.layers:
-        if isinstance(layer, Dense):
-            params = width * layer.units + (layer.units if layer.use_bias else 0)
-            width = layer.units
-            rows.append(LayerRow(next_name("dense"), "Dense", (None, width), params, params, layer.activation))
-        elif isinstance(layer, Dropout):
-            rows.append(LayerRow(next_name("dropout"), "Dropout", (None, width), 0, 0))
-        elif isinstance(layer, BatchNorm):
-            rows.append(LayerRow(next_name("batch_normalization"), "BatchNormalization", (None, width), 4 * width, 2 * width))
-    params = width * num_classes + num_classes
-    rows.append(
-        LayerRow(next_name("dense"), "Dense", (None, num_classes), params, params, spec.output.activation)
-    )
+    for placed in spec.walk(num_features, num_classes):
+        layer = placed.layer
+        n = counts[layer.summary_name]
+        counts[layer.summary_name] += 1
+        params, trainable = placed.parameters
+        rows.append(LayerRow(
+            layer.summary_name if n == 0 else f"{layer.summary_name}_{n}", layer.summary_class,
+            (None, placed.out_width), params, trainable, layer.activation_name,
+        ))
     return ModelSummary(
         name=name,
         num_features=num_features,

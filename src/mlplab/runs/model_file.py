@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 import mlplab
-from mlplab.errors import ConfigError, ModelFileError
+from mlplab.config import format_validation_error
+from mlplab.errors import ModelFileError
 from mlplab.model.build import MLP
 from mlplab.model.spec import ModelSpec
 from mlplab.safeio import load_tensors, read_json, refuse_pickle, save_tensors, write_json
@@ -128,16 +130,30 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Saved
     description = read_json(directory / DESCRIPTION)
     if not isinstance(description, dict) or description.get("format") != FORMAT:
         raise ModelFileError(f"{directory / DESCRIPTION}: not an mlplab model description (format {FORMAT} expected)")
-    try:
-        spec = ModelSpec.model_validate(description["architecture"])
-        model = MLP(spec, int(description["num_features"]), int(description["num_classes"]))
-    except (KeyError, TypeError, ValueError, ConfigError) as exc:
-        raise ModelFileError(f"{directory / DESCRIPTION}: invalid architecture ({exc})") from None
+    model = build_from_description(directory / DESCRIPTION, description)
     tensors, _ = load_tensors(directory / WEIGHTS)
     check_tensors(directory / WEIGHTS, tensors, model.state_dict())
     model.load_state_dict(tensors)
     model.eval()
     return SavedModel(model.to(device), description, directory)
+
+
+def build_from_description(path: Path, description: dict[str, Any]) -> MLP:
+    """The (uninitialised) model a description declares, checked before anything is allocated.
+
+    Types are strict and sizes within `mlplab.model.layers`' limits; every problem is one line.
+    """
+    missing = [key for key in ("architecture", "num_features", "num_classes") if key not in description]
+    if missing:
+        raise ModelFileError(f"{path}: invalid architecture (missing {', '.join(missing)})")
+    try:
+        spec = ModelSpec.model_validate(description["architecture"])
+    except ValidationError as exc:
+        raise ModelFileError(f"{path}: invalid architecture: {format_validation_error(exc)}") from None
+    try:
+        return MLP(spec, description["num_features"], description["num_classes"])
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: invalid architecture: {exc}") from None
 
 
 def check_tensors(path: Path, tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:

@@ -123,6 +123,9 @@ class TrainingConfig(Strict):
     # training data for the number of epochs the validation run kept, and keep that model.
     # The test set still chooses nothing; the final model just sees 10 % more data.
     refit: bool = False
+    # "auto": mlplab's hand-written step where it applies (see mlplab.training.gradients), else
+    # autograd; "autograd" forces autograd (to compare, or to rule the hand-written step out).
+    gradients: Literal["auto", "autograd"] = "auto"
 
     _counts = field_validator("batch_size", "epochs")(positive_int)
 

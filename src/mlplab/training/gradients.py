@@ -10,14 +10,21 @@ operations bound once to buffers allocated once: matrix products write the gradi
 gradient buffer the optimizer reads, the softmax-cross-entropy gradient is `softmax - one_hot`,
 and the 1/batch scale rides on the output layer's products (their `alpha`).
 
-It applies to stacks of Linear, ReLU and mlplab's dropout ending in a Linear, trained in fp32 with
-categorical cross-entropy: the tutorial's models and most MLPs people build. Everything else
-(other activations, batch norm, mean squared error, bf16) uses autograd. `supports` is the one
-place that decides; `tests/training/test_gradients.py` checks the gradients against autograd.
+Its contracts, each checked:
+
+- `supports` is the one place that decides, and answers `Support(ok, reason)`. Each layer kind says
+  whether the step can run it (`LayerKind.fast_step` in `mlplab.model.layers`); beyond that the step
+  needs categorical cross-entropy, fp32, `training.gradients = "auto"`, torch's private operations
+  it calls (looked up when needed, see `private_ops`), and modules of exactly the types it has
+  operations for (`nn.Linear`, `nn.ReLU`, mlplab's dropout). Everything else uses autograd.
+- The gradients it writes must be views into the flat gradient buffer the optimizer reads: checked
+  when a program is built (`GradientContractError`, an internal error, otherwise).
+- `tests/training/test_gradients.py` checks the gradients against autograd's.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from typing import Callable
 
@@ -27,24 +34,68 @@ from torch import nn
 
 from mlplab.model.build import MLP
 from mlplab.model.dropout import FastDropout
+from mlplab.model.layers import Support
 from mlplab.training.device import Runtime
 from mlplab.training.losses import LossFn
 
+__all__ = [
+    "AutogradGradients", "GradientContractError", "Gradients", "ManualGradients", "Support", "describe",
+    "make_gradients", "private_ops", "supports",
+]
+
 Gradients = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+# The module types the hand-written step has operations for; any other module means autograd.
+FAST_MODULES = (nn.Linear, nn.ReLU, FastDropout)
+
+
+class GradientContractError(RuntimeError):
+    """A bug in mlplab: the hand-written step's preconditions do not hold (never a user's error)."""
+
+
+@dataclass(frozen=True)
+class PrivateOps:
+    """torch operations outside its public API that the hand-written step calls."""
+
+    log_softmax: Callable  # torch._log_softmax, for its out= form
+    threshold_backward: Callable  # aten.threshold_backward.grad_input: ReLU's backward, in place
+
+
+def _lookup_private_ops() -> PrivateOps:
+    return PrivateOps(
+        log_softmax=getattr(torch, "_log_softmax"),
+        threshold_backward=torch.ops.aten.threshold_backward.grad_input,
+    )
+
+
+def private_ops() -> PrivateOps | Support:
+    """The private torch operations, or the reason they are missing (a torch release may drop them).
+
+    Looked up when a step is chosen, not when mlplab is imported, so that a torch without them
+    costs the hand-written step, not `import mlplab.training`.
+    """
+    try:
+        return _lookup_private_ops()
+    except (AttributeError, RuntimeError) as exc:
+        return Support(False, f"torch {torch.__version__} lacks an operation it needs ({type(exc).__name__}: {exc})")
 
 
 def make_gradients(model: MLP, loss: str, loss_fn: LossFn, flat_grad: torch.Tensor, runtime: Runtime,
-                   batch_size: int) -> Gradients:
+                   batch_size: int, *, mode: str = "auto") -> Gradients:
     """The hand-written step where it applies (see `supports`), else autograd."""
-    if supports(model, loss, runtime.precision) is None:
-        return ManualGradients(model, batch_size)
+    if supports(model, loss, runtime.precision, mode=mode).ok:
+        return ManualGradients(model, batch_size, flat_grad)
     return AutogradGradients(model, loss_fn, flat_grad, runtime)
 
 
-def describe(model: MLP, loss: str, precision: str) -> str:
-    """Which step trains this model, for run records: 'hand-written' or 'autograd (<reason>)'."""
-    reason = supports(model, loss, precision)
-    return "hand-written" if reason is None else f"autograd ({reason})"
+def describe(model: MLP, loss: str, precision: str, *, mode: str) -> str:
+    """Which step trains this model, for run records: 'hand-written' or 'autograd (<reason>)'.
+
+    `mode` is the config's `training.gradients`: it must be passed, so that the record cannot say
+    hand-written when the config forced autograd.
+    """
+    support = supports(model, loss, precision, mode=mode)
+    return "hand-written" if support.ok else f"autograd ({support.reason})"
 
 
 class AutogradGradients:
@@ -62,21 +113,52 @@ class AutogradGradients:
         return loss.detach(), (outputs.detach().argmax(dim=1) == y).sum()
 
 
-def supports(model: MLP, loss: str, precision: str) -> str | None:
-    """None when the hand-written step can train this model, else the reason it cannot."""
+def supports(model: MLP, loss: str, precision: str, *, mode: str = "auto") -> Support:
+    """Whether the hand-written step can train this model, with the reason."""
+    if mode != "auto":
+        return Support(False, f"training.gradients = {mode!r}")
     if loss != "categorical_crossentropy":
-        return f"loss {loss}"
+        return Support(False, f"loss {loss}")
     if precision != "fp32":
-        return f"precision {precision}"
-    modules = list(model.layers)
-    for module in modules:
-        if not isinstance(module, (nn.Linear, nn.ReLU, FastDropout)):
-            return f"layer {type(module).__name__}"
-        if isinstance(module, nn.Linear) and module.bias is None:
-            return "a dense layer without bias"
-    if not modules or not isinstance(modules[-1], nn.Linear):
-        return "the last layer is not dense"
-    return None
+        return Support(False, f"precision {precision}")
+    built = [module for block in model.blocks for module in block.modules]
+    if len(built) != len(model.layers) or any(a is not b for a, b in zip(built, model.layers)):
+        return Support(False, "the model's modules were changed after it was built")
+    for block in model.blocks:
+        support = block.placed.layer.fast_step()
+        if not support.ok:
+            return support
+        for module in block.modules:
+            if type(module) not in FAST_MODULES:  # exactly: a subclass may compute something else
+                return Support(False, f"no hand-written operations for {type(module).__name__}")
+    ops = private_ops()
+    if isinstance(ops, Support):
+        return ops
+    return Support(True, "every layer has hand-written operations")
+
+
+def check_gradient_views(model: MLP, flat_grad: torch.Tensor) -> None:
+    """Every parameter's `.grad` is a view into `flat_grad`, and together they cover it.
+
+    The hand-written step writes gradients into the parameters' `.grad` and the optimizer reads
+    `flat_grad`: if one were a separate tensor, that layer would silently stop learning.
+    """
+    if flat_grad is None or flat_grad.dim() != 1 or not flat_grad.is_contiguous():
+        raise GradientContractError("internal error: the flat gradient buffer must be one contiguous 1-d tensor")
+    start = flat_grad.data_ptr()
+    end = start + flat_grad.numel() * flat_grad.element_size()
+    covered = 0
+    for name, param in model.named_parameters():
+        grad = param.grad
+        if (grad is None or grad.untyped_storage().data_ptr() != flat_grad.untyped_storage().data_ptr()
+                or not grad.is_contiguous() or not start <= grad.data_ptr() < end):
+            raise GradientContractError(
+                f"internal error: the gradient of {name} is not a view into the flat gradient buffer "
+                "(call mlplab.training.optim.flatten_parameters before building the step)")
+        covered += grad.numel()
+    if covered != flat_grad.numel():
+        raise GradientContractError(
+            f"internal error: the parameters' gradients cover {covered} of the flat buffer's {flat_grad.numel()} values")
 
 
 class _Program:
@@ -88,15 +170,18 @@ class _Program:
     Only the batch changes between steps; the calls that read it find it in `self.x`.
     """
 
-    def __init__(self, model: MLP, rows: int) -> None:
+    def __init__(self, model: MLP, rows: int, flat_grad: torch.Tensor, ops: PrivateOps) -> None:
+        check_gradient_views(model, flat_grad)
+        self.ops = ops
         like = next(model.parameters())
         new = partial(torch.empty, device=like.device, dtype=like.dtype)
         self.x: torch.Tensor | None = None
         self.forward: list[Callable[[], object]] = []
         records: list[tuple] = []  # what the backward pass needs, op by op
         source: torch.Tensor | None = None  # the activations so far; None stands for the batch `x`
-        for module in model.layers:
-            if isinstance(module, nn.Linear):
+        for module in (module for block in model.blocks for module in block.modules):
+            kind = type(module)  # exactly: `supports` admitted only these types
+            if kind is nn.Linear:
                 out = new(rows, module.out_features)
                 weight_t, bias = module.weight.t(), module.bias
                 self.forward.append(
@@ -104,10 +189,12 @@ class _Program:
                     else partial(torch.addmm, bias, source, weight_t, out=out))
                 records.append(("linear", module, source))
                 source = out
-            elif isinstance(module, nn.ReLU):
+            elif kind is nn.ReLU:
                 self.forward.append(source.relu_)  # in place on the product's output, kept for backward
                 records.append(("relu", source))
-            elif module.p > 0:  # dropout
+            elif kind is FastDropout:
+                if module.p == 0:
+                    continue
                 width = model.num_features if source is None else source.shape[1]
                 mask, out = new(rows, width), new(rows, width)
                 self.forward.append(partial(module.draw_mask, mask))
@@ -116,6 +203,8 @@ class _Program:
                     else partial(torch.mul, source, mask, out=out))
                 records.append(("dropout", mask))
                 source = out
+            else:
+                raise GradientContractError(f"internal error: the hand-written step has no operations for {kind.__name__}")
         self.logits = source
         self.log_probs = new(rows, model.num_classes)  # becomes the gradient of the loss in place
         self.one_hot = new(rows, model.num_classes)
@@ -146,7 +235,7 @@ class _Program:
                 calls.append(partial(torch.addmm, input_grad, grad, weight, beta=0, alpha=scale, out=input_grad))
                 grad, scale = input_grad, 1.0
             elif kind == "relu":
-                calls.append(partial(_threshold_backward, grad, args[0], 0, grad_input=grad))
+                calls.append(partial(self.ops.threshold_backward, grad, args[0], 0, grad_input=grad))
             else:
                 calls.append(partial(grad.mul_, args[0]))
         return calls
@@ -155,7 +244,7 @@ class _Program:
         self.x = x
         for call in self.forward:
             call()
-        log_probs = torch._log_softmax(self.logits, 1, False, out=self.log_probs)
+        log_probs = self.ops.log_softmax(self.logits, 1, False, out=self.log_probs)
         loss = F.nll_loss(log_probs, y)
         correct = torch.eq(torch.argmax(self.logits, 1, out=self.predicted), y).sum()
         log_probs.exp_().sub_(torch.index_select(self.eye, 0, y, out=self.one_hot))
@@ -165,18 +254,18 @@ class _Program:
         return loss, correct
 
 
-_threshold_backward = torch.ops.aten.threshold_backward.grad_input
-
-
 class ManualGradients:
     """Forward and backward by hand, on buffers allocated once (for up to `batch_size` rows)."""
 
-    def __init__(self, model: MLP, batch_size: int) -> None:
-        reason = supports(model, "categorical_crossentropy", "fp32")
-        if reason is not None:
-            raise ValueError(f"the hand-written step cannot train this model ({reason})")
-        self.model = model
-        self.rows = batch_size
+    def __init__(self, model: MLP, batch_size: int, flat_grad: torch.Tensor) -> None:
+        support = supports(model, "categorical_crossentropy", "fp32")
+        if not support.ok:
+            raise ValueError(f"the hand-written step cannot train this model ({support.reason})")
+        ops = private_ops()
+        if not isinstance(ops, PrivateOps):  # `supports` found them a moment ago
+            raise GradientContractError(f"internal error: {ops.reason}")
+        check_gradient_views(model, flat_grad)  # early; each program checks again when it is built
+        self.model, self.rows, self.flat_grad, self.ops = model, batch_size, flat_grad, ops
         self._programs: dict[int, _Program] = {}  # by batch rows: the full batches and the last one
 
     @torch.no_grad()
@@ -186,5 +275,5 @@ class ManualGradients:
         if program is None:
             if rows > self.rows:
                 raise ValueError(f"a batch of {rows} rows, but the buffers hold {self.rows}")
-            program = self._programs[rows] = _Program(self.model, rows)
+            program = self._programs[rows] = _Program(self.model, rows, self.flat_grad, self.ops)
         return program.run(x, y)

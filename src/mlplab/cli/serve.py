@@ -1,0 +1,74 @@
+"""`mlplab serve`: the HTTP service and its draw-a-digit page (FastAPI on uvicorn)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlplab.errors import MlplabError
+
+INSTALL_HINT = "mlplab serve needs FastAPI, uvicorn and python-multipart: pip install 'mlplab[serve]'"
+
+
+class MissingExtraError(MlplabError):
+    """An optional dependency group is not installed."""
+
+
+def require_serve_extra() -> None:
+    missing = []
+    for module in ("fastapi", "uvicorn", "multipart"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append("python-multipart" if module == "multipart" else module)
+    if missing:
+        raise MissingExtraError(f"{INSTALL_HINT} ({', '.join(missing)} missing)")
+
+
+def serve(
+    models: Annotated[list[Path], typer.Argument(help="Run directories or model files; the first is the default model.")],
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface; only on a trusted network).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted; larger ones get 413.")] = 4 * 1024 * 1024,
+    max_concurrency: Annotated[int, typer.Option(help="Requests processed at once; more get 503 with Retry-After (0: 8 per CPU core).")] = 0,
+    max_pixels: Annotated[int, typer.Option(help="Largest image accepted, in pixels (width × height); larger ones get 413.")] = 40_000_000,
+) -> None:
+    """Serve models over HTTP: a page to draw digits on (GET /), JSON predictions (POST /v1/predict), OpenAPI at /openapi.json."""
+    require_serve_extra()
+    import uvicorn
+
+    from mlplab.use.serve import ServeSettings, create_app, load_served_models
+
+    try:
+        settings = ServeSettings(host=host, port=port, max_body_bytes=max_body_bytes,
+                                 max_concurrency=max_concurrency, max_pixels=max_pixels)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    configure_logging()
+    served = load_served_models(list(models))
+    app = create_app(served, settings)
+    for model in served:
+        typer.echo(f"model {model.name}: {model.info['dataset']}, {model.input_style} input "
+                   f"→ http://{host}:{port}/v1/models/{model.name}/predict", err=True)
+    typer.echo(f"page: http://{host}:{port}/   API: http://{host}:{port}/openapi.json   (Ctrl-C stops)", err=True)
+    config = uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning",
+                            timeout_keep_alive=5, server_header=False)
+    uvicorn.Server(config).run()
+
+
+def configure_logging() -> None:
+    logger = logging.getLogger("mlplab.serve")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def register(root: typer.Typer) -> None:
+    root.command()(serve)

@@ -1,0 +1,77 @@
+"""Decode → preprocess → predict for the service: the one module that calls mlplab's predict code.
+
+Everything else in the service deals with HTTP; this module turns bytes or pixel arrays into
+the answers `mlplab predict --json` gives, and maps the predict code's errors to HTTP statuses.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from mlplab.runs import SavedModel
+from mlplab.use.serve.errors import ClientError
+
+
+def input_style(saved: SavedModel) -> str:
+    """"digit" or "object": how images are brought to 28×28 for this model."""
+    style = saved.description.get("input_style")
+    if style:
+        return str(style)
+    from mlplab.use.serve._interim import input_style_for
+
+    return input_style_for(str(saved.description.get("dataset", {}).get("name", "mnist")))
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from the image's header (nothing decoded), or None when Pillow cannot tell."""
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            return probe.size
+    except Exception:  # noqa: BLE001 - the real decode below reports what is wrong
+        return None
+
+
+def decode(data: bytes, *, max_pixels: int, label: str = "image") -> Image.Image:
+    """Bytes of an image file → a PIL image; 413 over `max_pixels`, 400 when it is not a usable image."""
+    from mlplab.use.serve._interim import InputError, open_image
+
+    if not data:
+        raise ClientError(422, f"{label}: empty (0 bytes)")
+    size = image_size(data)
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise ClientError(413, f"{label}: {size[0]}×{size[1]} is {size[0] * size[1]:,} pixels, over the limit of {max_pixels:,}")
+    try:
+        return open_image(data, max_pixels=max_pixels)
+    except InputError as exc:
+        message = str(exc)
+        status = 413 if "pixel" in message and ("limit" in message or "bomb" in message) else 400
+        raise ClientError(status, f"{label}: {message}") from None
+
+
+def model_input(image: Image.Image | np.ndarray, style: str, *, label: str = "image") -> np.ndarray:
+    """The 28×28 uint8 image the model sees (MNIST-style preprocessing of the model's input style)."""
+    from mlplab.use.serve._interim import InputError, preprocess_image
+
+    try:
+        return np.asarray(preprocess_image(image, style=style), dtype=np.uint8)
+    except InputError as exc:
+        raise ClientError(422, f"{label}: {exc}") from None
+
+
+def predict(saved: SavedModel, pixels: list[np.ndarray], *, top_k: int) -> list[dict[str, Any]]:
+    """Predictions for preprocessed 28×28 images, as `mlplab predict --json` writes them (no path)."""
+    from mlplab.use.serve._interim import predict_images
+
+    return predict_images(saved, pixels, top_k=top_k)
+
+
+def png_base64(pixels: np.ndarray) -> str:
+    """A 28×28 uint8 image as base64 PNG (what the page shows as 'what the model saw')."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(buffer, format="PNG", compress_level=1)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -1,7 +1,7 @@
 // The draw-a-digit page: pointer events on a canvas, throttled predictions while drawing.
 "use strict";
 
-const INK_WIDTH = 22;        // at the canvas's 280×280: strokes about as thick, relative to the digit, as MNIST's
+const INK_WIDTH = 26;        // at the canvas's 280×280: strokes about as thick, relative to the digit, as MNIST's
 const MIN_INTERVAL_MS = 120; // at most one request per interval while drawing, and one at a time
 
 const $ = (id) => document.getElementById(id);
@@ -31,9 +31,14 @@ function stroke(from, to) {
   ctx.lineCap = "round";
   ctx.lineJoin = "round";
   ctx.beginPath();
-  ctx.moveTo(from.x, from.y);
-  ctx.lineTo(to.x, to.y);
-  ctx.stroke();
+  if (from.x === to.x && from.y === to.y) {  // a tap: a zero-length line draws nothing
+    ctx.arc(to.x, to.y, INK_WIDTH / 2, 0, 2 * Math.PI);
+    ctx.fill();
+  } else {
+    ctx.moveTo(from.x, from.y);
+    ctx.lineTo(to.x, to.y);
+    ctx.stroke();
+  }
   state.hasInk = true;
 }
 

@@ -20,6 +20,7 @@ from fastapi import FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 import mlplab
 from mlplab.use.serve import engine
@@ -183,6 +184,11 @@ def install_error_handlers(app: FastAPI) -> None:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error.get("loc", ())) or "request"
         return error_response(422, f"{where}: {error.get('msg', 'invalid')}")
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # Nobody reads this answer; it keeps a client's hang-up out of the server's error log.
+        return error_response(400, "the client closed the connection before sending the whole body")
 
     @app.exception_handler(BodyTooLarge)
     async def body_too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:

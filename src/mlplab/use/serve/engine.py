@@ -28,10 +28,16 @@ def input_style(saved: SavedModel) -> str:
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height from the image's header (nothing decoded), or None when Pillow cannot tell."""
+    """Width and height from the image's header (nothing decoded), or None when Pillow cannot tell.
+
+    Pillow itself refuses (or warns about) a header claiming more than its global pixel limit;
+    both mean "too large" here.
+    """
     try:
         with Image.open(io.BytesIO(data)) as probe:
             return probe.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return (2**31, 2**31)
     except Exception:  # noqa: BLE001 - the real decode below reports what is wrong
         return None
 
@@ -44,12 +50,13 @@ def decode(data: bytes, *, max_pixels: int, label: str = "image") -> Image.Image
         raise ClientError(422, f"{label}: empty (0 bytes)")
     size = image_size(data)
     if size is not None and size[0] * size[1] > max_pixels:
-        raise ClientError(413, f"{label}: {size[0]}×{size[1]} is {size[0] * size[1]:,} pixels, over the limit of {max_pixels:,}")
+        claimed = "a decompression bomb" if size[0] == 2**31 else f"{size[0]}×{size[1]} = {size[0] * size[1]:,} pixels"
+        raise ClientError(413, f"{label}: {claimed}, over the limit of {max_pixels:,} pixels")
     try:
         return open_image(data, max_pixels=max_pixels)
     except InputError as exc:
         message = str(exc)
-        status = 413 if "pixel" in message and ("limit" in message or "bomb" in message) else 400
+        status = 413 if "bomb" in message.lower() else 400
         raise ClientError(status, f"{label}: {message}") from None
 
 

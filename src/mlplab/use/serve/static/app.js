@@ -122,6 +122,7 @@ function showResult(result) {
     return;
   }
   best.textContent = result.class_name;
+  best.classList.toggle("long", result.class_name.length > 3);
   best.dataset.classIndex = String(result.class_index);
   $("best-prob").textContent = percent(result.probability);
   for (const entry of result.top_k) {
@@ -181,6 +182,9 @@ function chooseModel(name) {
   $("model-info").textContent = `${m.name}: trained on ${m.dataset} · ${m.parameters.toLocaleString("en")} parameters${accuracy}`;
   $("preview").hidden = true;
   $("file").value = "";
+  $("seen-caption").textContent = drawing
+    ? "What the model saw: 28×28 pixels, the digit centred as in MNIST."
+    : "What the model saw: 28×28 pixels, the object fitted as in Fashion-MNIST.";
   clearPad();
 }
 

@@ -1,7 +1,7 @@
 """A real uvicorn server on a free loopback port, serving a model trained here on real MNIST.
 
-The session trains one small digit model (5,000 MNIST images, 3 epochs, seconds) and saves an
-untrained model described as a Fashion-MNIST one (for the upload box: the page's behaviour for
+The digit model is the one the predict tests train once per session on real MNIST (10,000
+images, 3 epochs; tests/use/conftest.py); the session also saves an untrained model described as a Fashion-MNIST one (for the upload box: the page's behaviour for
 object models does not depend on what the weights learned). Servers run in a thread of the test
 process and are stopped at the end.
 """
@@ -9,6 +9,7 @@ process and are stopped at the end.
 from __future__ import annotations
 
 import io
+import shutil
 import socket
 import threading
 import time
@@ -24,14 +25,10 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
 
 
 @pytest.fixture(scope="session")
-def digit_run(mnist_dir: Path, tmp_path_factory) -> Path:
-    from mlplab.config import load_config
-    from mlplab.experiment import train_run
-
+def digit_run(mnist_run: Path, tmp_path_factory) -> Path:
+    """The predict tests' model (trained on real MNIST, see ../conftest.py), served as "digits"."""
     out = tmp_path_factory.mktemp("serve-models") / "digits"
-    config = load_config("tutorial-128-64").with_overrides(["training.epochs=3"])
-    outcome = train_run(config, out=out, limit=5000, verbose=0)
-    assert outcome.status == "finished", outcome.message
+    shutil.copytree(mnist_run, out)
     return out
 
 

@@ -20,11 +20,16 @@ class MissingExtraError(MlplabError):
 
 def require_serve_extra() -> None:
     missing = []
-    for module in ("fastapi", "uvicorn", "multipart"):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append("python-multipart" if module == "multipart" else module)
+    for package, modules in (("fastapi", ("fastapi",)), ("uvicorn", ("uvicorn",)),
+                             ("python-multipart", ("python_multipart", "multipart"))):
+        for module in modules:  # python-multipart's module was `multipart` before 0.0.13
+            try:
+                __import__(module)
+                break
+            except ImportError:
+                pass
+        else:
+            missing.append(package)
     if missing:
         raise MissingExtraError(f"{INSTALL_HINT} ({', '.join(missing)} missing)")
 
@@ -57,7 +62,11 @@ def serve(
     typer.echo(f"page: http://{host}:{port}/   API: http://{host}:{port}/openapi.json   (Ctrl-C stops)", err=True)
     config = uvicorn.Config(app, host=host, port=port, access_log=False, log_level="warning",
                             timeout_keep_alive=5, server_header=False)
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:  # uvicorn shuts down cleanly on Ctrl-C, then re-raises it; stopping is normal
+        pass
+    typer.echo("stopped", err=True)
 
 
 def configure_logging() -> None:

@@ -54,6 +54,12 @@ def serve(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     configure_logging()
+    from mlplab.training.device import resolve_runtime
+
+    # One torch thread per request: a batch-1 forward pass is too small to split, and idle
+    # OpenMP threads spinning between requests take the cores the event loop needs. Requests
+    # run in parallel on the service's worker threads (one per core) instead.
+    resolve_runtime("cpu", "fp32", threads=1)
     served = load_served_models(list(models))
     app = create_app(served, settings)
     for model in served:

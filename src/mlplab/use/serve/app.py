@@ -131,6 +131,8 @@ class Service:
         if not self.ready:
             raise ClientError(503, "warming up: the models are not ready yet", {"Retry-After": "1"})
         images = await read_images(request, max_images=self.settings.max_images)
+        # In a worker thread: a large photo's decode must not stall the event loop (and /livez);
+        # Pillow and torch release the GIL, so the loop keeps parsing the next requests meanwhile.
         answers = await anyio.to_thread.run_sync(self.answer, model, images, top_k, include_input, limiter=self.workers)
         return JSONResponse(answers)
 

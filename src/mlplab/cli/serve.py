@@ -53,15 +53,15 @@ def serve(
                                  max_concurrency=max_concurrency, max_pixels=max_pixels)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    configure_logging()
+    served = load_served_models(list(models))
+    app = create_app(served, settings)
     from mlplab.training.device import resolve_runtime
 
     # One torch thread per request: a batch-1 forward pass is too small to split, and idle
     # OpenMP threads spinning between requests take the cores the event loop needs. Requests
     # run in parallel on the service's worker threads (one per core) instead.
     resolve_runtime("cpu", "fp32", threads=1)
-    served = load_served_models(list(models))
-    app = create_app(served, settings)
+    configure_logging()
     for model in served:
         typer.echo(f"model {model.name}: {model.info['dataset']}, {model.input_style} input "
                    f"→ http://{host}:{port}/v1/models/{model.name}/predict", err=True)
@@ -75,10 +75,22 @@ def serve(
     typer.echo("stopped", err=True)
 
 
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (tests swap it), not the one at start-up."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def configure_logging() -> None:
     logger = logging.getLogger("mlplab.serve")
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

@@ -194,6 +194,15 @@ def test_wrong_type_and_undecodable_bodies_get_4xx_with_json_error(server, conte
     assert_error(response.status_code, response.content, status)
 
 
+def test_too_many_images_in_one_request_get_413(server):
+    tiny = png_bytes(drawn_digit("1", 28))
+    files = [("image", (f"{i}.png", tiny, "image/png")) for i in range(server.settings.max_images + 1)]
+    response = httpx.post(server.url + "/v1/predict", files=files)
+    assert_error(response.status_code, response.content, 413, f"more than {server.settings.max_images} images")
+    response = httpx.post(server.url + "/v1/predict", files=files[:-1], timeout=60)
+    assert response.status_code == 200 and len(response.json()) == server.settings.max_images
+
+
 def test_multipart_without_an_image_file_gets_422(server):
     response = httpx.post(server.url + "/v1/predict", data={"picture": "x"}, files={"other": ("a.png", b"x", "image/png")})
     assert_error(response.status_code, response.content, 422, "no 'image' field")

@@ -57,6 +57,8 @@ async def read_multipart(request: Request, *, max_images: int) -> list[RequestIm
     try:
         form = await request.form(max_files=max_images, max_fields=max_images)
     except HTTPException as exc:  # Starlette reports a malformed multipart body this way
+        if "too many" in str(exc.detail).lower():
+            raise ClientError(413, f"more than {max_images} images (or fields) in one request") from None
         raise ClientError(400, f"malformed multipart body: {exc.detail}") from None
     try:
         parts = form.getlist("image")

@@ -170,3 +170,16 @@ def test_page_is_self_contained(server):
     for asset in re.findall(r"(?:src|href)=\"(/static/[^\"]+)\"", html):
         response = httpx.get(server.url + asset)
         assert response.status_code == 200 and b"http" not in response.content.replace(b"http-equiv", b"")
+
+
+def test_small_pngs_are_recognised_from_their_header():
+    """Small PNGs are answered on the event loop, everything else in a worker thread."""
+    from mlplab.use.serve.engine import is_small
+
+    assert is_small(png_bytes(drawn_digit("1", 28))) and is_small(png_bytes(drawn_digit("1", 280)))
+    assert not is_small(png_bytes(Image.new("L", (1000, 600))))
+    jpeg = io.BytesIO()
+    drawn_digit("1", 28).save(jpeg, format="JPEG")
+    assert not is_small(jpeg.getvalue())
+    for broken in (b"", b"\x89PNG\r\n\x1a\n", png_bytes(drawn_digit("1", 28))[:20]):
+        assert not is_small(broken)

@@ -102,7 +102,7 @@ def test_fashion_model_gets_an_upload_box(browser, server, tmp_path):
     photo = tmp_path / "shirt.png"
     photo.write_bytes(png_bytes(drawn_digit("0", 240)))
     page.set_input_files("#file", str(photo))
-    page.wait_for_function("document.querySelectorAll('#top li').length === 3", timeout=10_000)
+    page.wait_for_function("() => document.querySelectorAll('#top li').length === 3", timeout=10_000)
     shown = page.locator("#best").text_content()
     assert shown in ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
     assert "clothes: trained on fashion-mnist" in page.locator("#model-info").text_content()

@@ -25,7 +25,7 @@ from mlplab.cli import report as _report  # noqa: E402
 from mlplab.cli import serve as _serve  # noqa: E402
 from mlplab.cli import train as _train  # noqa: E402
 
-for _group in (_data, _model, _train, _report, _serve):
+for _group in (_data, _model, _train, _report, _predict, _serve):
     _group.register(app)
 
 

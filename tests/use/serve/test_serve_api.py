@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import re
+import time
 
 import httpx
 import numpy as np
@@ -144,6 +145,11 @@ def test_one_log_line_per_request(server, caplog):
     httpx.get(server.url + "/livez")
     post(server, content=png_bytes(drawn_digit("1")), headers={"Content-Type": "image/png"})
     post(server, content=b"hello", headers={"Content-Type": "text/plain"})
+    deadline = time.monotonic() + 5  # the line is written just after the answer is sent
+    while len(lines := [r.getMessage() for r in caplog.records if r.name == "mlplab.serve.access"]) < 3:
+        assert time.monotonic() < deadline, lines
+        time.sleep(0.01)
+    time.sleep(0.1)
     lines = [r.getMessage() for r in caplog.records if r.name == "mlplab.serve.access"]
     assert len(lines) == 3, lines
     assert re.fullmatch(r"GET /livez 200 \d+\.\d ms", lines[0])

@@ -1,7 +1,9 @@
 """Decode → preprocess → predict for the service: the one module that calls mlplab's predict code.
 
 Everything else in the service deals with HTTP; this module turns bytes or pixel arrays into
-the answers `mlplab predict --json` gives, and maps the predict code's errors to HTTP statuses.
+the answers `mlplab predict --json` gives, and maps the predict code's one-line `InputError`s
+to HTTP statuses (413 for an image over the pixel limit, 400 for one that cannot be read,
+422 for one that can be read but not used, such as a blank page).
 """
 
 from __future__ import annotations
@@ -14,33 +16,17 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from mlplab.errors import InputError
 from mlplab.runs import SavedModel
+from mlplab.use.images import open_image
+from mlplab.use.predict import model_input_style, predict_images
+from mlplab.use.preprocess import preprocess_image
 from mlplab.use.serve.errors import ClientError
 
 
 def input_style(saved: SavedModel) -> str:
     """"digit" or "object": how images are brought to 28×28 for this model."""
-    style = saved.description.get("input_style")
-    if style:
-        return str(style)
-    from mlplab.use.serve._interim import input_style_for
-
-    return input_style_for(str(saved.description.get("dataset", {}).get("name", "mnist")))
-
-
-def image_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height from the image's header (nothing decoded), or None when Pillow cannot tell.
-
-    Pillow itself refuses (or warns about) a header claiming more than its global pixel limit;
-    both mean "too large" here.
-    """
-    try:
-        with Image.open(io.BytesIO(data)) as probe:
-            return probe.size
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return (2**31, 2**31)
-    except Exception:  # noqa: BLE001 - the real decode below reports what is wrong
-        return None
+    return model_input_style(saved)
 
 
 SMALL_IMAGE_PIXELS = 512 * 512  # a canvas export or an MNIST-sized file: decoded in well under a millisecond
@@ -59,38 +45,29 @@ def is_small(data: bytes) -> bool:
 
 
 def decode(data: bytes, *, max_pixels: int, label: str = "image") -> Image.Image:
-    """Bytes of an image file → a PIL image; 413 over `max_pixels`, 400 when it is not a usable image."""
-    from mlplab.use.serve._interim import InputError, open_image
-
+    """Bytes of an image file → a PIL image; 413 over `max_pixels` (checked from the header before
+    decoding), 400 when it is not a readable image, 422 when the body is empty."""
     if not data:
         raise ClientError(422, f"{label}: empty (0 bytes)")
-    size = image_size(data)
-    if size is not None and size[0] * size[1] > max_pixels:
-        claimed = "a decompression bomb" if size[0] == 2**31 else f"{size[0]}×{size[1]} = {size[0] * size[1]:,} pixels"
-        raise ClientError(413, f"{label}: {claimed}, over the limit of {max_pixels:,} pixels")
     try:
         return open_image(data, max_pixels=max_pixels)
     except InputError as exc:
         message = str(exc)
-        status = 413 if "bomb" in message.lower() else 400
+        status = 413 if message.startswith("image too large") else 400
         raise ClientError(status, f"{label}: {message}") from None
 
 
 def model_input(image: Image.Image | np.ndarray, style: str, *, label: str = "image") -> np.ndarray:
     """The 28×28 uint8 image the model sees (MNIST-style preprocessing of the model's input style)."""
-    from mlplab.use.serve._interim import InputError, preprocess_image
-
     try:
-        return np.asarray(preprocess_image(image, style=style), dtype=np.uint8)
+        return preprocess_image(image, style)
     except InputError as exc:
         raise ClientError(422, f"{label}: {exc}") from None
 
 
 def predict(saved: SavedModel, pixels: list[np.ndarray], *, top_k: int) -> list[dict[str, Any]]:
     """Predictions for preprocessed 28×28 images, as `mlplab predict --json` writes them (no path)."""
-    from mlplab.use.serve._interim import predict_images
-
-    return predict_images(saved, pixels, top_k=top_k)
+    return predict_images(saved, np.stack(pixels), top_k=top_k)
 
 
 def png_base64(pixels: np.ndarray) -> str:

@@ -35,7 +35,7 @@ def require_serve_extra() -> None:
 
 
 def serve(
-    models: Annotated[list[Path], typer.Argument(metavar="RUN_OR_MODEL...", help="Run directories or model files; the first is the default model.")],
+    models: Annotated[list[Path], typer.Argument(metavar="RUN_OR_MODEL", help="Run directories or model files; the first is the default model.")],
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface; only on a trusted network).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted; larger ones get 413.")] = 4 * 1024 * 1024,

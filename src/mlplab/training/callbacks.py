@@ -88,9 +88,10 @@ class EarlyStopping(Callback):
         if self.wait >= self.config.patience:
             self.stopped_epoch = row["epoch"]
             state.stop_training = True
+            # best is None when every value so far was NaN or infinite
+            best = "no finite value" if self.best is None else f"best {self.best:.4f} at epoch {self.best_epoch}"
             state.stop_reason = (
-                f"early stopping: {self.config.monitor} did not improve for {self.config.patience} epochs "
-                f"(best {self.best:.4f} at epoch {self.best_epoch})"
+                f"early stopping: {self.config.monitor} did not improve for {self.config.patience} epochs ({best})"
             )
 
     def on_train_end(self, state: TrainingState) -> None:

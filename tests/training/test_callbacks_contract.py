@@ -99,6 +99,7 @@ def test_non_finite_values_never_count_as_improvements(blobs, make_config):
     assert len(history) == 5 and stopper.best_epoch == 5 and stopper.best == 0.5
     _, history, stopper, _ = scripted_fit(blobs, make_config, [math.nan, math.nan, 1.0], patience=2)
     assert len(history) == 2 and stopper.best is None and stopper.best_weights is None
+    assert history.stop_reason == "early stopping: val_loss did not improve for 2 epochs (no finite value)"
 
 
 def test_the_model_ends_with_the_best_epochs_weights_not_the_last(blobs, make_config):

@@ -110,9 +110,19 @@ def test_non_finite_loss_exits_non_zero_and_keeps_good_weights(mnist_dir, tmp_pa
 
 
 def _train_command(out: Path, epochs: int) -> list[str]:
+    # No refit: the saved model must be the one the resumed training produced (a refit trains a
+    # fresh model without interruption, and would hide a resume that restored the wrong state).
     return [sys.executable, "-m", "mlplab.cli.main", "train", "tutorial-128-64", "--limit", "6000",
             "--set", f"training.epochs={epochs}", "--set", "training.early_stopping.patience=50",
-            "--out", str(out), "--verbose", "2"]
+            "--set", "training.refit=false", "--out", str(out), "--verbose", "2"]
+
+
+def _assert_same_tensors(a_path: Path, b_path: Path) -> None:
+    a, _ = load_tensors(a_path)
+    b, _ = load_tensors(b_path)
+    assert a.keys() == b.keys()
+    differ = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not differ, f"{b_path.name}: {differ}"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -140,11 +150,17 @@ def test_signal_saves_and_resume_matches_an_uninterrupted_run(mnist_dir, tmp_pat
 
     code, _, err = run_cli(["train", "--resume", str(out), "--verbose", "0"], capsys)
     assert code == 0, err
-    a, _ = load_tensors(straight / "model.safetensors")
-    b, _ = load_tensors(out / "model.safetensors")
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the saved weights bit for bit, and the whole final training state (weights after epoch 5,
+    # optimizer moments, shuffle and dropout generators, early stopping's best weights)
+    recorded = json.loads((straight / "metrics.json").read_text())
+    assert recorded["refit"] is None and recorded["kept_epoch"] > 2  # so the kept weights come after the resume
+    _assert_same_tensors(straight / "model.safetensors", out / "model.safetensors")
+    _assert_same_tensors(straight / "checkpoint.safetensors", out / "checkpoint.safetensors")
     rows = json.loads((out / "history.json").read_text())["rows"]
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]
+    straight_rows = json.loads((straight / "history.json").read_text())["rows"]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert [r[key] for r in rows] == [r[key] for r in straight_rows], key
     code, _, err = run_cli(["train", "--resume", str(out)], capsys)
     assert code == 2 and "already finished" in err
 

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 export MLPLAB_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: venv install install-test demo test bench clean
+.PHONY: venv install install-test demo test bench mutate clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,5 +29,14 @@ bench: install
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python bench/run.py --wait-idle 120 --rounds 3 --scaling --inference --update-readme
 
+# Mutation testing of the modules listed in pyproject's [tool.mutmut] (docs/testing.md): slow, not
+# part of CI. MUTANTS="mlplab.report.*" limits a run to some modules; MUTATE_JOBS sets parallel workers.
+MUTANTS ?=
+MUTATE_JOBS ?= 1
+mutate: install-test
+	$(BIN)/pip install -q -e ".[mutate]"
+	OMP_NUM_THREADS=1 nice $(BIN)/mutmut run --max-children $(MUTATE_JOBS) $(foreach m,$(MUTANTS),'$(m)')
+	$(BIN)/python tools/mutation_score.py --survivors
+
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache mutants

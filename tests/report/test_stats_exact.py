@@ -1,0 +1,47 @@
+"""The seed statistics to the digits they claim: the t table, the Cornish–Fisher tail, the text."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mlplab.report.stats import Summary, summarize, t975
+
+sps = pytest.importorskip("scipy.stats")
+
+
+@pytest.mark.parametrize("df", range(1, 31))
+def test_the_table_is_exact_to_its_nine_decimals(df):
+    assert abs(t975(df) - float(sps.t.ppf(0.975, df))) < 1e-8
+
+
+@pytest.mark.parametrize("df", [31, 32, 45, 100, 300, 1000, 10_000])
+def test_the_tail_formula_errs_only_at_third_order(df):
+    # the two-term expansion leaves an error of about 2.6 / df**3
+    assert abs(t975(df) - float(sps.t.ppf(0.975, df))) < 3 / df**3
+
+
+def test_bad_degrees_of_freedom_name_the_value():
+    with pytest.raises(ValueError, match=r"^degrees of freedom must be >= 1, got 0$"):
+        t975(0)
+    with pytest.raises(ValueError, match=r"^no values to summarize$"):
+        summarize(iter([]))
+
+
+def test_one_value_keeps_its_min_and_max():
+    s = summarize([0.25])
+    assert (s.n, s.mean, s.min, s.max) == (1, 0.25, 0.25, 0.25)
+    assert math.isnan(s.ci_high)
+    assert s.text("{:.1f}", scale=100) == "25.0"
+
+
+def test_two_values_text_and_dict():
+    s = summarize(v for v in [0.5, 0.7])  # any iterable
+    half = 12.706204736 * math.sqrt(0.02) / math.sqrt(2)
+    assert s.as_dict() == pytest.approx(
+        {"n": 2, "mean": 0.6, "std": math.sqrt(0.02), "ci_low": 0.6 - half, "ci_high": 0.6 + half, "min": 0.5, "max": 0.7}
+    )
+    assert s.text() == f"0.6000 ± {math.sqrt(0.02):.4f} [{0.6 - half:.4f}, {0.6 + half:.4f}]"
+    assert s.text("{:.2f}", scale=100) == f"60.00 ± {100 * math.sqrt(0.02):.2f} [{100 * (0.6 - half):.2f}, {100 * (0.6 + half):.2f}]"
+    assert isinstance(s, Summary) and isinstance(s.n, int) and isinstance(s.min, float)

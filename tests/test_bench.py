@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -53,6 +55,7 @@ def test_ratios_pair_rounds_in_order():
     assert round_ratios(None, ours) == []
 
 
+@pytest.mark.slow
 def test_bench_quick_runs_the_real_command(tmp_path, data_dir):
     env = {**os.environ, "MLPLAB_DATA_DIR": str(data_dir)}
     out = subprocess.run(

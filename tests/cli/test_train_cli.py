@@ -125,6 +125,7 @@ def _assert_same_tensors(a_path: Path, b_path: Path) -> None:
     assert not differ, f"{b_path.name}: {differ}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_saves_and_resume_matches_an_uninterrupted_run(mnist_dir, tmp_path, sig, capsys):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -97,3 +97,12 @@ def test_unreadable_files_say_why(tmp_path):
         read_idx(tmp_path / "absent")
     with pytest.raises(DataError, match=r"cannot read \(Is a directory\)$"):
         read_idx(tmp_path)
+
+
+def test_read_idx_names_the_file_in_content_errors(tmp_path):
+    path = tmp_path / "labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(struct.pack(">HBBI", 0, 0x08, 1, 4) + bytes(3)))
+    with pytest.raises(DataError, match=r"^labels-idx1-ubyte\.gz: file truncated: "):
+        read_idx(path)
+    path.write_bytes(struct.pack(">HBBI", 0, 0x08, 1, 2) + b"\x05\x06")  # not compressed
+    np.testing.assert_array_equal(read_idx(str(path)), [5, 6])

@@ -45,3 +45,17 @@ def test_two_values_text_and_dict():
     assert s.text() == f"0.6000 ± {math.sqrt(0.02):.4f} [{0.6 - half:.4f}, {0.6 + half:.4f}]"
     assert s.text("{:.2f}", scale=100) == f"60.00 ± {100 * math.sqrt(0.02):.2f} [{100 * (0.6 - half):.2f}, {100 * (0.6 + half):.2f}]"
     assert isinstance(s, Summary) and isinstance(s.n, int) and isinstance(s.min, float)
+
+
+def test_float32_values_are_summarised_in_double_precision():
+    import numpy as np
+
+    x = np.array([0.1, 0.2, 0.7, 0.3], dtype=np.float32)  # accuracies as torch hands them over
+    s = summarize(x)
+    assert s.mean == float(x.astype(np.float64).mean()) and s.std == float(x.astype(np.float64).std(ddof=1))
+
+
+def test_a_diverged_seed_shows_as_nan_in_the_text():
+    s = summarize([float("nan"), 0.5])
+    assert s.text() == "nan ± nan [nan, nan]"
+    assert summarize([float("inf")]).text() == "inf"

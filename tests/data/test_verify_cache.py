@@ -13,6 +13,7 @@ import pytest
 
 from mlplab.data import cache
 from mlplab.data.cache import Decoded, sha256_hex
+from mlplab.data.idx import idx_sha256
 from mlplab.data.registry import FileSpec
 from mlplab.data.verify import read_dataset_file
 
@@ -25,7 +26,8 @@ def labels_file(tmp_path, monkeypatch, idx):
     path = tmp_path / "labels-idx1-ubyte.gz"
     path.write_bytes(raw)
     doctored = np.array([9, 9, 9, 9, 9], dtype=np.uint8)
-    cache.put(sha256_hex(raw), Decoded(doctored, content_sha256="0" * 64))
+    # a consistent entry (the cache checks an array against its own recorded digest), but not this file's
+    cache.put(sha256_hex(raw), Decoded(doctored, content_sha256=idx_sha256(doctored)))
     return path, sha256_hex(content), sha256_hex(raw), doctored
 
 

@@ -40,7 +40,7 @@ def test_two_values_text_and_dict():
     s = summarize(v for v in [0.5, 0.7])  # any iterable
     half = 12.706204736 * math.sqrt(0.02) / math.sqrt(2)
     assert s.as_dict() == pytest.approx(
-        {"n": 2, "mean": 0.6, "std": math.sqrt(0.02), "ci_low": 0.6 - half, "ci_high": 0.6 + half, "min": 0.5, "max": 0.7}
+        {"n": 2, "mean": 0.6, "std": math.sqrt(0.02), "ci_low": 0.6 - half, "ci_high": 0.6 + half, "min": 0.5, "max": 0.7, "clipped": False}
     )
     assert s.text() == f"0.6000 ± {math.sqrt(0.02):.4f} [{0.6 - half:.4f}, {0.6 + half:.4f}]"
     assert s.text("{:.2f}", scale=100) == f"60.00 ± {100 * math.sqrt(0.02):.2f} [{100 * (0.6 - half):.2f}, {100 * (0.6 + half):.2f}]"

@@ -49,3 +49,21 @@ def test_a_cache_entry_stands_in_when_no_pinned_digest_contradicts_it(labels_fil
     array, verified = read_dataset_file(path, spec, "labels")
     np.testing.assert_array_equal(array, doctored)  # read from the cache, not decoded again
     assert verified == (pinned == "the gz digest")
+
+
+def test_a_file_pinned_by_its_content_digest_is_decoded_once(tmp_path, monkeypatch, idx):
+    """A recompressed copy (its .gz digest unknown) is vouched for by the cached content digest."""
+    monkeypatch.setenv("MLPLAB_CACHE_DIR", str(tmp_path / "cache"))
+    content = idx.bytes(np.array([2, 7, 1], dtype=np.uint8))
+    path = tmp_path / "labels-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(content, compresslevel=1, mtime=0))
+    spec = FileSpec(path.name, (3,), sha256=sha256_hex(content), gz_sha256="f" * 64)
+    assert read_dataset_file(path, spec, "labels")[1]
+
+    def no_decoding(*args):
+        raise AssertionError("decoded again although the cache vouched for the file")
+
+    monkeypatch.setattr("mlplab.data.verify.parse_idx", no_decoding)
+    array, verified = read_dataset_file(path, spec, "labels")
+    np.testing.assert_array_equal(array, [2, 7, 1])
+    assert verified

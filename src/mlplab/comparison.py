@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mlplab.config import load_config
+from mlplab.config import TUTORIAL_MODELS, load_config
 from mlplab.data import Dataset
 from mlplab.data.dataset import describe
 from mlplab.data.preprocess import flatten_scale
@@ -29,7 +29,6 @@ from mlplab.runs.run_dir import RunDir
 from mlplab.safeio import read_json
 from mlplab.training import Runtime, predict_outputs, resolve_runtime
 
-TUTORIAL_MODELS = ("tutorial-50-25", "tutorial-512-512", "tutorial-128-64")
 # The tutorial's published test accuracies, on MNIST (its third model's figure is really the second model's).
 PUBLISHED = {"mnist": {"tutorial-50-25": 0.9655, "tutorial-512-512": 0.9805}}
 PUBLISHED_SOURCE = "the Keras tutorial 'MLP Deep Learning on the MNIST Dataset'"
@@ -103,8 +102,14 @@ def reproduce(
     verbose: int = 1,
     print_fn: Printer = print,
     command: list[str] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Path]:
-    """Train the tutorial's models (`seeds` times each) and write the comparison report into `out`."""
+    """Train the tutorial's models (`seeds` times each) and write the comparison report into `out`.
+
+    `models` are config names or files; `overwrite` replaces runs already in `out`.
+    """
+    if not models:
+        raise ConfigError("give at least one config to reproduce")
     if seeds < 1:
         raise ConfigError(f"seeds must be at least 1, got {seeds}")
     if validate_on not in ("val", "test"):
@@ -114,9 +119,12 @@ def reproduce(
     dataset = load_run_dataset(dataset_name, data_dir=data_dir, limit=limit)
     print_data_facts(dataset, print_fn)
     run_dirs: list[Path] = []
+    names: list[str] = []
     refits = False
     for name in models:
         base = load_config(name).with_overrides({"dataset": dataset_name})
+        name = base.name  # a config file's name, not its path
+        names.append(name)
         if max_epochs is not None:
             base = base.with_overrides({"training.epochs": min(base.training.epochs, max_epochs)})
         refits = refits or (base.training.refit and validate_on == "val")
@@ -128,7 +136,7 @@ def reproduce(
             print_fn(f"\nTraining {name} (seed {seed}) → {run_dir}")
             outcome = train_run(
                 config, out=run_dir, dataset=dataset, limit=limit, validate_on=validate_on,  # type: ignore[arg-type]
-                runtime=runtime, verbose=verbose, command=command,
+                runtime=runtime, verbose=verbose, command=command, overwrite=overwrite,
             )
             if outcome.status != "finished":  # interrupted or non-finite: stop, keep what is saved
                 raise TrainingError(outcome.message, exit_code=outcome.exit_code)
@@ -139,7 +147,8 @@ def reproduce(
             )
             run_dirs.append(run_dir)
     # With --validate-on test the report itself warns that the test figures are optimistic.
-    notes = [THIRD_MODEL_NOTE] + ([HONEST_NOTE] if validate_on == "val" else []) + ([REFIT_NOTE] if refits else [])
+    third = [THIRD_MODEL_NOTE] if "tutorial-128-64" in names else []
+    notes = third + ([HONEST_NOTE] if validate_on == "val" else []) + ([REFIT_NOTE] if refits else [])
     if limit:
         notes.append(f"Quick run: only the first {limit} training and {limit} test images were used.")
     return compare_runs(

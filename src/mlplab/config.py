@@ -58,10 +58,16 @@ class ExperimentConfig(BaseModel):
         return config_from_dict(raw)
 
 
+# The tutorial's three models, in the tutorial's order.
+TUTORIAL_MODELS = ("tutorial-50-25", "tutorial-512-512", "tutorial-128-64")
+
+
 def shipped_configs() -> dict[str, Path]:
-    """The configs that come with mlplab, by name (the tutorial's three models and others)."""
+    """The configs that come with mlplab, by name: the tutorial's three in its order, then the others."""
     folder = resources.files("mlplab") / "configs"
-    return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")}
+    found = {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")}
+    order = [name for name in TUTORIAL_MODELS if name in found] + sorted(set(found) - set(TUTORIAL_MODELS))
+    return {name: found[name] for name in order}
 
 
 def load_config(name_or_path: str | Path) -> ExperimentConfig:

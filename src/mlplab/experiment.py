@@ -100,8 +100,12 @@ def train_run(
     stream: TextIO | None = None,
     command: list[str] | None = None,
     extra_callbacks: list[Callback] = (),  # type: ignore[assignment]
+    overwrite: bool = False,
 ) -> RunOutcome:
-    """Train one model from a config into a new run directory and score it on the test set."""
+    """Train one model from a config into a new run directory and score it on the test set.
+
+    An existing run at `out` is an error unless `overwrite` (then its files are replaced).
+    """
     if not isinstance(config, ExperimentConfig):
         config = load_config(config)
     if limit is not None and limit < 1:
@@ -111,7 +115,7 @@ def train_run(
         dataset = load_run_dataset(config.dataset, data_dir=data_dir, limit=limit)
     model = build_model(config.model, dataset.num_features, dataset.num_classes, seed=config.training.seed)
     run = RunDir(Path(out))
-    run.create()
+    run.create(overwrite=overwrite)
     run.config.write_text(config.to_toml(), encoding="utf-8")
     run.update_info(
         format="mlplab.run/1",
@@ -120,7 +124,7 @@ def train_run(
         command=command or [],
         dataset={"name": dataset.name, "source": dataset.source, "limit": limit},
         validate_on=validate_on,
-        runtime={"device": runtime.device.type, "precision": runtime.precision, "threads": torch.get_num_threads(),
+        runtime={**runtime.record(),
                  "gradients": describe_gradients(model, config.training.loss, runtime.precision,
                                                  mode=config.training.gradients)},
         started=_now(),
@@ -145,7 +149,9 @@ def resume_run(
         raise ModelFileError(f"{run.path}: this run already finished; nothing to resume")
     config = load_config(run.config)
     saved_runtime = info.get("runtime", {})
-    runtime = runtime or resolve_runtime(saved_runtime.get("device", "auto"), saved_runtime.get("precision", "fp32"))
+    # The recorded thread count too: it changes the last bits of the weights.
+    runtime = runtime or resolve_runtime(saved_runtime.get("device", "auto"), saved_runtime.get("precision", "fp32"),
+                                         saved_runtime.get("threads"))
     dataset = load_run_dataset(info["dataset"]["name"], data_dir=data_dir, limit=info["dataset"].get("limit"))
     model = build_model(config.model, dataset.num_features, dataset.num_classes, seed=config.training.seed)
     run.update_info(status="running", resumed=_now())

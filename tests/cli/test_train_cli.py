@@ -188,6 +188,6 @@ def test_threads_option_sets_torchs_thread_count(tmp_path, capsys):
         runtime = json.loads((tmp_path / "t" / "run.json").read_text())["runtime"]
         assert runtime["threads"] == 1 and runtime["gradients"] == "hand-written"
         code, _, err = run_cli(["train", "tutorial-50-25", "--threads", "0"], capsys)
-        assert code == 2 and "threads must be a positive integer, got 0" in err
+        assert code == 2 and "threads must be a positive integer or 'auto', got 0" in err
     finally:
         torch.set_num_threads(before)

@@ -9,22 +9,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from mlplab.data import fetch_dataset, get_spec, list_datasets, load_dataset
-from mlplab.data.dataset import describe
-from mlplab.data.locate import cache_dir
-from mlplab.data.registry import USER_PREFIXES
-from mlplab.errors import DataError
+from mlplab.cli.options import DataDir
 
 app = typer.Typer(help="Datasets: list, inspect, show and fetch.", no_args_is_help=True)
 
 DATASET_HELP = "mnist, fashion-mnist, kmnist, or your own data: idx:DIR, npz:FILE, folder:DIR."
-DataDir = Annotated[
-    Optional[Path],
-    typer.Option(
-        help="Folder with one sub-folder per dataset (DIR/mnist/...).",
-        show_default="$MLPLAB_DATA_DIR, then the cache, then /usr/share/datasets",
-    ),
-]
 Download = Annotated[bool, typer.Option(help="Download into the cache when the dataset is found nowhere.")]
 
 
@@ -36,6 +25,9 @@ class Split(str, Enum):
 @app.command("list")
 def list_(data_dir: DataDir = None) -> None:
     """The known datasets and where each was found (files are verified when loaded)."""
+    from mlplab.data import list_datasets
+    from mlplab.data.locate import cache_dir
+
     for entry in list_datasets(data_dir):
         where = entry.location.describe() if entry.location else f"missing: `mlplab data fetch {entry.name}`"
         typer.echo(f"{entry.name:14s} {entry.spec.num_classes:3d} classes  {where}")
@@ -53,6 +45,9 @@ def info(
     download: Download = True,
 ) -> None:
     """Shapes, dtypes, classes and counts, the first label and the first image's mean pixel."""
+    from mlplab.data import load_dataset
+    from mlplab.data.dataset import describe
+
     facts = describe(load_dataset(dataset, data_dir=data_dir, download=download))
     if as_json:
         typer.echo(json.dumps(facts, indent=2, ensure_ascii=False))
@@ -63,9 +58,12 @@ def info(
         typer.echo(f"x_{split:5s} {tuple(part['images']['shape'])} {part['images']['dtype']}")
         typer.echo(f"y_{split:5s} {tuple(part['labels']['shape'])} {part['labels']['dtype']}")
     typer.echo(f"classes ({facts['num_classes']}):")
-    for k, name in enumerate(facts["class_names"]):
+    # A class is shown once: MNIST's are named by their label ("0"), Fashion-MNIST's are not ("0 T-shirt/top").
+    labels = [str(k) if name == str(k) else f"{k} {name}" for k, name in enumerate(facts["class_names"])]
+    width = max(map(len, labels), default=0)
+    for k, label in enumerate(labels):
         train_n, test_n = facts["train"]["class_counts"][k], facts["test"]["class_counts"][k]
-        typer.echo(f"  {k:3d} {name:>14s}  train {train_n:6d}  test {test_n:6d}")
+        typer.echo(f"  {label:<{width}s}  train {train_n:6d}  test {test_n:6d}")
     typer.echo(f"first training label: {facts['first_train_label']}")
     typer.echo(f"first training image mean pixel: {facts['first_train_image_mean']:.6f}")
     low, high = facts["pixel_range"]
@@ -85,6 +83,7 @@ def show(
     download: Download = True,
 ) -> None:
     """Draw one image with its label (the tutorial's first digit), or a grid of them."""
+    from mlplab.data import load_dataset
     from mlplab.data.plot import parse_grid, save_images
 
     try:
@@ -104,6 +103,10 @@ def fetch(
     timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for a mirror to answer.")] = 30.0,
 ) -> None:
     """Download the dataset into the cache and verify it (files already there are verified again)."""
+    from mlplab.data import fetch_dataset, get_spec
+    from mlplab.data.registry import USER_PREFIXES
+    from mlplab.errors import DataError
+
     if dataset.lower().startswith(USER_PREFIXES):
         raise DataError(f"{dataset}: your own data is read where it is; there is nothing to fetch")
     spec = get_spec(dataset)

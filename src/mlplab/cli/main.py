@@ -17,7 +17,26 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-# Command groups register themselves on `app`; see each module.
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from mlplab import __version__
+
+        typer.echo(f"mlplab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print mlplab's version and exit.", show_default="off"),
+) -> None:
+    """Build, train, compare and use multilayer perceptrons on MNIST-style image data."""
+
+
+# Command groups register themselves on `app`; see each module. Their modules import torch only
+# inside the commands that compute, so that `--help` and `configs` start fast (tests/cli/test_startup.py).
 from mlplab.cli import data as _data  # noqa: E402
 from mlplab.cli import model as _model  # noqa: E402
 from mlplab.cli import predict as _predict  # noqa: E402

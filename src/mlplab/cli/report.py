@@ -1,4 +1,4 @@
-"""`mlplab reproduce` and `mlplab compare`."""
+"""`mlplab reproduce` and `mlplab compare` (torch is imported inside the commands)."""
 
 from __future__ import annotations
 
@@ -8,45 +8,74 @@ from typing import Annotated, Optional
 
 import typer
 
-from mlplab.comparison import TUTORIAL_MODELS, compare_runs, reproduce
-from mlplab.training.device import resolve_runtime
+from mlplab.cli import options
+from mlplab.errors import ConfigError
+
+# Shown in --help without importing mlplab.config (pydantic); a test keeps it equal to TUTORIAL_MODELS.
+TUTORIAL_MODELS_HELP = "tutorial-50-25 tutorial-512-512 tutorial-128-64"
 
 
 def reproduce_command(
+    ctx: typer.Context,
     dataset: Annotated[str, typer.Option(help="Dataset to run the experiment on.")] = "mnist",
+    configs: Annotated[Optional[list[str]], typer.Option(
+        "--configs", help="The models to train, in the report's order: shipped config names or .toml files "
+        "(--configs tutorial-50-25 fast-256-256 my.toml).", show_default=TUTORIAL_MODELS_HELP)] = None,
     out: Annotated[Path, typer.Option(help="Folder for the runs and the report.")] = Path("reports/tutorial"),
+    overwrite: options.Overwrite = False,
     seeds: Annotated[int, typer.Option(min=1, help="Train every model this many times (seeds 0..N-1).")] = 1,
-    validate_on: Annotated[str, typer.Option(help="val: early stopping watches a split of the training data; test: the tutorial's literal setup (test figures optimistic).")] = "val",
-    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with one sub-folder per dataset (default: $MLPLAB_DATA_DIR, then the cache).")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Use only the first N training and N test images (quick runs, CI).")] = None,
-    max_epochs: Annotated[Optional[int], typer.Option(help="Cap every model's epochs (quick runs, CI).")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    precision: Annotated[str, typer.Option(help="fp32 or bf16.")] = "fp32",
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: one per core; on a busy machine 1 can be much faster).")] = None,
-    verbose: Annotated[int, typer.Option(min=0, max=2, help="0 silent, 1 progress bar, 2 one line per epoch.")] = 1,
+    validate_on: options.ValidateOn = "val",
+    data_dir: options.DataDir = None,
+    limit: options.Limit = None,
+    max_epochs: Annotated[Optional[int], typer.Option(min=1, help="Cap every model's epochs (quick runs, CI).", show_default="the configs'")] = None,
+    device: options.Device = "auto",
+    precision: options.Precision = "fp32",
+    threads: options.Threads = "auto",
+    verbose: options.Verbose = 1,
 ) -> None:
     """Run the tutorial's experiment end to end: data, the three models, training, test scores, report."""
+    from mlplab.comparison import reproduce
+    from mlplab.config import TUTORIAL_MODELS
+    from mlplab.training.device import resolve_runtime
+
+    models = config_names(configs, ctx.args) or TUTORIAL_MODELS
+    runtime = resolve_runtime(device, precision, options.parse_threads(threads))
+    for line in [*(f"warning: {w}" for w in runtime.warnings()), *(f"note: {n}" for n in runtime.notes())]:
+        typer.echo(line, err=True)
     artefacts = reproduce(
         out, dataset_name=dataset, data_dir=data_dir, seeds=seeds, validate_on=validate_on, limit=limit,
-        max_epochs=max_epochs, models=TUTORIAL_MODELS, runtime=resolve_runtime(device, precision, threads),
-        verbose=verbose, print_fn=typer.echo, command=["mlplab", *sys.argv[1:]],
+        max_epochs=max_epochs, models=models, runtime=runtime,
+        verbose=verbose, print_fn=typer.echo, command=["mlplab", *sys.argv[1:]], overwrite=overwrite,
     )
     typer.echo(f"Open {artefacts['report_html']} in a browser.")
 
 
+def config_names(configs: list[str] | None, extra: list[str]) -> tuple[str, ...]:
+    """`--configs A B C`: click gives an option one value, so B and C arrive as extra arguments.
+
+    () when no --configs was given (the tutorial's three models)."""
+    if configs is None:
+        if extra:
+            raise ConfigError(f"unexpected arguments {' '.join(extra)!r} (to choose the models: --configs A B C)")
+        return ()
+    return tuple([*configs, *extra])
+
+
 def compare_command(
-    runs: Annotated[list[Path], typer.Argument(help="Finished run directories to compare.")],
+    runs: Annotated[list[Path], typer.Argument(help="Finished run directories to compare.", show_default=False)],
     out: Annotated[Path, typer.Option(help="Folder for the comparison report.")] = Path("reports/comparison"),
-    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with one sub-folder per dataset (default: $MLPLAB_DATA_DIR, then the cache).")] = None,
-    allow_mixed_datasets: Annotated[bool, typer.Option(help="Compare runs trained on different datasets (default: refused; their accuracies are not comparable).")] = False,
+    data_dir: options.DataDir = None,
+    allow_mixed_datasets: Annotated[bool, typer.Option(help="Compare runs trained on different datasets (their accuracies are not comparable).", show_default="refused")] = False,
 ) -> None:
     """Compare finished runs: curves, accuracy against cost, tables, per-model analysis, report.html.
 
     Runs of the same config are grouped and counted by distinct seed; two runs of one config with the same seed are refused."""
+    from mlplab.comparison import compare_runs
+
     compare_runs(runs, out, data_dir=data_dir, print_fn=typer.echo, commands=[" ".join(["mlplab", *sys.argv[1:]])],
                  allow_mixed_datasets=allow_mixed_datasets)
 
 
 def register(root: typer.Typer) -> None:
-    root.command("reproduce")(reproduce_command)
+    root.command("reproduce", context_settings={"allow_extra_args": True})(reproduce_command)
     root.command("compare")(compare_command)

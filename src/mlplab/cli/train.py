@@ -1,4 +1,8 @@
-"""`mlplab train` and `mlplab evaluate`."""
+"""`mlplab train` and `mlplab evaluate`.
+
+The computing modules (torch and everything that imports it) are imported inside the commands,
+so that `mlplab --help` and the commands that do not compute start fast.
+"""
 
 from __future__ import annotations
 
@@ -10,51 +14,73 @@ from typing import Annotated, Optional
 
 import typer
 
-from mlplab.config import load_config, parse_assignments
+from mlplab.cli import options
 from mlplab.errors import ConfigError
-from mlplab.experiment import evaluate_run, resume_run, train_run
-from mlplab.training.device import resolve_runtime
 
 
 def default_run_dir(name: str) -> Path:
     return Path("runs") / f"{name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
+def shortcut_overrides(epochs: int | None, batch_size: int | None, learning_rate: float | None) -> list[str]:
+    """`--epochs 3` is `--set training.epochs=3`, and so on: the keys people reach for first."""
+    overrides = []
+    if epochs is not None:
+        overrides.append(f"training.epochs={epochs}")
+    if batch_size is not None:
+        overrides.append(f"training.batch_size={batch_size}")
+    if learning_rate is not None:
+        overrides.append(f"training.optimizer.learning_rate={learning_rate!r}")
+    return overrides
+
+
 def train(
-    config: Annotated[Optional[str], typer.Argument(help="A config file (.toml) or a shipped config's name.")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: --set training.epochs=3 (repeatable).")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset to train on (default: the config's, mnist).")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with one sub-folder per dataset (default: $MLPLAB_DATA_DIR, then the cache).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Run directory to create (default: runs/NAME-DATE-TIME).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed for initialisation, shuffling, dropout and the validation split (default: the config's, 0).")] = None,
-    verbose: Annotated[int, typer.Option(min=0, max=2, help="0 silent, 1 progress bar (one line per epoch when not a terminal), 2 one line per epoch.")] = 1,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    precision: Annotated[str, typer.Option(help="fp32, or bf16 for CPUs and GPUs with bfloat16 matrix units.")] = "fp32",
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: one per core; on a busy machine 1 can be much faster).")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Use only the first N training and N test images (quick runs, CI).")] = None,
-    validate_on: Annotated[str, typer.Option(help="val: a split of the training data; test: the test set, as the tutorial does (test figures become optimistic).")] = "val",
-    resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run directory from its checkpoint.")] = None,
+    config: Annotated[Optional[str], typer.Argument(help="A config file (.toml) or a shipped config's name (see `mlplab configs`).", show_default=False)] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a config key: --set training.epochs=3 (repeatable).", show_default="none")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Shortcut for --set training.epochs=N.", show_default="the config's")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Shortcut for --set training.batch_size=N.", show_default="the config's")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(help="Shortcut for --set training.optimizer.learning_rate=X.", show_default="the config's")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset to train on: mnist, fashion-mnist, kmnist, idx:DIR, npz:FILE, folder:DIR.", show_default="the config's, mnist")] = None,
+    data_dir: options.DataDir = None,
+    out: Annotated[Optional[Path], typer.Option(help="Run directory to create.", show_default="runs/NAME-DATE-TIME")] = None,
+    overwrite: options.Overwrite = False,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for initialisation, shuffling, dropout and the validation split.", show_default="the config's, 0")] = None,
+    verbose: options.Verbose = 1,
+    device: options.Device = "auto",
+    precision: options.Precision = "fp32",
+    threads: options.Threads = "auto",
+    limit: options.Limit = None,
+    validate_on: options.ValidateOn = "val",
+    resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run directory from its checkpoint (on the thread count it recorded, unless --threads is given).", show_default="none")] = None,
 ) -> None:
     """Train a model and write a run directory (config, history, checkpoint, model, metrics)."""
-    runtime = resolve_runtime(device, precision, threads)
-    for warning in runtime.warnings():
-        typer.echo(f"warning: {warning}", err=True)
+    from mlplab.config import load_config, parse_assignments
+    from mlplab.experiment import resume_run, train_run
+    from mlplab.training.device import resolve_runtime
+
+    shortcuts = shortcut_overrides(epochs, batch_size, learning_rate)
     if resume is not None:
-        if config is not None or set_ or dataset or seed is not None or limit is not None:
-            raise ConfigError("--resume continues a run as it was configured: give no CONFIG, --set, --dataset, --seed or --limit")
+        if config is not None or set_ or shortcuts or dataset or seed is not None or limit is not None or overwrite:
+            raise ConfigError("--resume continues a run as it was configured: give no CONFIG, --set, --epochs, "
+                              "--batch-size, --learning-rate, --dataset, --seed, --limit or --overwrite")
+        if threads == "auto":  # the recorded count, so the resumed run ends as an uninterrupted one would
+            threads = str(_recorded_threads(resume) or "auto")
+    runtime = resolve_runtime(device, precision, options.parse_threads(threads))
+    _print_runtime_notes(runtime)
+    if resume is not None:
         outcome = resume_run(resume, data_dir=data_dir, runtime=runtime, verbose=verbose)
     else:
         if config is None:
             raise ConfigError("give a CONFIG to train (a .toml file or a shipped config: see `mlplab configs`), or --resume RUN_DIR")
-        overrides = parse_assignments(list(set_ or []))
+        overrides = parse_assignments([*(set_ or []), *shortcuts])
         if dataset is not None:
             overrides["dataset"] = dataset  # as given: no round trip through TOML escapes (unicode paths)
         if seed is not None:
             overrides["training.seed"] = seed
         cfg = load_config(config).with_overrides(overrides)
         outcome = train_run(
-            cfg, out=out or default_run_dir(cfg.name), data_dir=data_dir, limit=limit,
-            validate_on=validate_on, runtime=runtime, verbose=verbose, command=["mlplab", "train", *sys.argv[2:]],
+            cfg, out=out or default_run_dir(cfg.name), data_dir=data_dir, limit=limit, validate_on=validate_on,
+            runtime=runtime, verbose=verbose, command=["mlplab", "train", *sys.argv[2:]], overwrite=overwrite,
         )
     if outcome.status != "finished":
         typer.echo(f"error: {outcome.message}", err=True)
@@ -67,13 +93,29 @@ def train(
     typer.echo(f"saved run: {outcome.run.path}")
 
 
+def _recorded_threads(run_path: Path) -> int | None:
+    from mlplab.runs.run_dir import RunDir
+
+    threads = RunDir(run_path).read_info().get("runtime", {}).get("threads")
+    return threads if isinstance(threads, int) and threads > 0 else None
+
+
+def _print_runtime_notes(runtime) -> None:
+    for warning in runtime.warnings():
+        typer.echo(f"warning: {warning}", err=True)
+    for note in runtime.notes():
+        typer.echo(f"note: {note}", err=True)
+
+
 def evaluate(
-    run: Annotated[Path, typer.Argument(help="A run directory (or its model.json).")],
-    dataset: Annotated[Optional[str], typer.Option(help="Evaluate on another dataset's test set (default: the run's).")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with one sub-folder per dataset (default: $MLPLAB_DATA_DIR, then the cache).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    run: Annotated[Path, typer.Argument(help="A run directory (or its model.json).", show_default=False)],
+    dataset: Annotated[Optional[str], typer.Option(help="Evaluate on another dataset's test set.", show_default="the run's")] = None,
+    data_dir: options.DataDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.", show_default="off")] = False,
 ) -> None:
     """Test loss and accuracy (and per class) of a saved model."""
+    from mlplab.experiment import evaluate_run
+
     result = evaluate_run(run, dataset_name=dataset, data_dir=data_dir)
     if as_json:
         typer.echo(json.dumps(result, indent=2))

@@ -1,12 +1,34 @@
-"""The model: its layer kinds and description, the torch module built from it, its summary and its cost."""
+"""The model: its layer kinds and description, the torch module built from it, its summary and its cost.
 
-from mlplab.model.build import MLP, build_model
-from mlplab.model.flops import forward_flops, training_flops, training_flops_per_sample
-from mlplab.model.layers import HIDDEN_KINDS, MAX_PARAMETERS, MAX_WIDTH, LayerKind
-from mlplab.model.spec import BatchNorm, Dense, Dropout, ModelSpec, Output
-from mlplab.model.summary import ModelSummary, summarize
+`spec`, `summary` and `flops` need no torch, so `mlplab.model.spec` (what configs import) and
+`mlplab summary` start fast; `build` (the torch module) is imported on first use of its names.
+"""
 
-__all__ = [
-    "HIDDEN_KINDS", "MAX_PARAMETERS", "MAX_WIDTH", "MLP", "BatchNorm", "Dense", "Dropout", "LayerKind", "ModelSpec",
-    "ModelSummary", "Output", "build_model", "forward_flops", "summarize", "training_flops", "training_flops_per_sample",
-]
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "MLP": "mlplab.model.build", "build_model": "mlplab.model.build",
+    "forward_flops": "mlplab.model.flops", "training_flops": "mlplab.model.flops",
+    "training_flops_per_sample": "mlplab.model.flops",
+    "BatchNorm": "mlplab.model.spec", "Dense": "mlplab.model.spec", "Dropout": "mlplab.model.spec",
+    "ModelSpec": "mlplab.model.spec", "Output": "mlplab.model.spec",
+    "ModelSummary": "mlplab.model.summary", "summarize": "mlplab.model.summary",
+    "HIDDEN_KINDS": "mlplab.model.layers", "MAX_PARAMETERS": "mlplab.model.layers", "MAX_WIDTH": "mlplab.model.layers",
+    "LayerKind": "mlplab.model.layers",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mlplab.model' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -20,6 +20,10 @@ from mlplab.training.callbacks import Callback
 from mlplab.training.state import TrainingState
 
 
+RUN_FILES = ("run.json", "config.toml", "history.csv", "history.json", "checkpoint.safetensors",
+             "model.safetensors", "model.json", "metrics.json")
+
+
 @dataclass(frozen=True)
 class RunDir:
     path: Path
@@ -49,11 +53,17 @@ class RunDir:
         return self.path / "metrics.json"
 
     def create(self, *, overwrite: bool = False) -> None:
-        if self.path.exists() and any(self.path.iterdir()) and not overwrite:
-            raise ModelFileError(
-                f"{self.path} already holds a run; choose another --out, or continue it with "
-                f"`mlplab train --resume {self.path}`"
-            )
+        """Make the folder; with `overwrite`, first delete the files of the run it holds (nothing else)."""
+        if self.path.exists() and any(self.path.iterdir()):
+            if not overwrite:
+                raise ModelFileError(
+                    f"{self.path} already holds a run; choose another --out, continue it with "
+                    f"`mlplab train --resume {self.path}`, or replace it with --overwrite"
+                )
+            if not self.run_json.is_file():
+                raise ModelFileError(f"{self.path} is not empty and holds no mlplab run; refusing to overwrite it")
+            for name in RUN_FILES:  # a stale checkpoint or model must not outlive the run it belonged to
+                (self.path / name).unlink(missing_ok=True)
         self.path.mkdir(parents=True, exist_ok=True)
 
     def read_info(self) -> dict[str, Any]:

@@ -1,22 +1,51 @@
-"""Training: fit → run_epoch → train_step / evaluate, callbacks, history, device and precision."""
+"""Training: fit → run_epoch → train_step / evaluate, callbacks, history, device and precision.
 
-from mlplab.training.callbacks import Callback, EarlyStopping, NanGuard
-from mlplab.training.checkpoint import Checkpoint
-from mlplab.training.config import TrainingConfig
-from mlplab.training.device import Runtime, resolve_runtime
-from mlplab.training.history import History
-from mlplab.training.loop import evaluate, fit, predict_outputs, run_epoch, train_step
-from mlplab.training.progress import ProgressPrinter
+Names are imported on first use: `mlplab.training.config` (what configs import) needs no torch,
+and the command line imports torch only in the commands that compute.
+"""
 
-__all__ = [
-    "Callback", "Checkpoint", "EarlyStopping", "History", "NanGuard", "ProgressPrinter", "Runtime",
-    "TrainingConfig", "evaluate", "fit", "predict_outputs", "resolve_runtime", "run_epoch", "train_step",
-    "standard_callbacks",
-]
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlplab.training.callbacks import Callback
+    from mlplab.training.config import TrainingConfig
+
+_LAZY = {
+    "Callback": "mlplab.training.callbacks", "EarlyStopping": "mlplab.training.callbacks",
+    "NanGuard": "mlplab.training.callbacks",
+    "Checkpoint": "mlplab.training.checkpoint",
+    "TrainingConfig": "mlplab.training.config",
+    "Runtime": "mlplab.training.device", "resolve_runtime": "mlplab.training.device",
+    "History": "mlplab.training.history",
+    "evaluate": "mlplab.training.loop", "fit": "mlplab.training.loop", "predict_outputs": "mlplab.training.loop",
+    "run_epoch": "mlplab.training.loop", "train_step": "mlplab.training.loop",
+    "ProgressPrinter": "mlplab.training.progress",
+}
+
+__all__ = sorted([*_LAZY, "standard_callbacks"])
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mlplab.training' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
 
 
 def standard_callbacks(config: TrainingConfig, *, checkpoint_path=None, verbose: int = 1, stream=None) -> list[Callback]:
     """The usual callbacks in their working order: NaN guard, early stopping, checkpoint, progress."""
+    from mlplab.training.callbacks import EarlyStopping, NanGuard
+    from mlplab.training.checkpoint import Checkpoint
+    from mlplab.training.progress import ProgressPrinter
+
     callbacks: list[Callback] = [NanGuard()]
     if config.early_stopping is not None:
         callbacks.append(EarlyStopping(config.early_stopping))

@@ -1,0 +1,52 @@
+"""Options shared by several commands. Nothing here imports torch: `--help` must stay fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from mlplab.errors import ConfigError
+
+DataDir = Annotated[
+    Optional[Path],
+    typer.Option(
+        help="Folder with one sub-folder per dataset (DIR/mnist/...).",
+        show_default="$MLPLAB_DATA_DIR, then the cache, then /usr/share/datasets",
+    ),
+]
+Device = Annotated[str, typer.Option(help="auto (a CUDA GPU when torch sees one, else the CPU), cpu, cuda or cuda:N.")]
+Precision = Annotated[str, typer.Option(help="fp32, or bf16 for CPUs and GPUs with bfloat16 matrix units.")]
+Threads = Annotated[
+    str,
+    typer.Option(
+        metavar="N|auto",
+        help="CPU threads. auto: one per core, less one for each core other programs keep busy "
+        "(measured for 50 ms before training; the choice is recorded in run.json).",
+    ),
+]
+Verbose = Annotated[
+    int,
+    typer.Option(min=0, max=2, help="0 silent, 1 progress bar (one line per epoch when not a terminal), 2 one line per epoch."),
+]
+Limit = Annotated[
+    Optional[int],
+    typer.Option(min=1, help="Use only the first N training and N test images (quick runs, CI).", show_default="all"),
+]
+ValidateOn = Annotated[
+    str,
+    typer.Option(help="val: early stopping watches a split of the training data; test: the test set, as the "
+                 "tutorial does (test figures become optimistic)."),
+]
+Overwrite = Annotated[bool, typer.Option(help="Replace runs that already exist in the output folder.")]
+
+
+def parse_threads(text: str) -> int | str:
+    """`auto` or a positive integer, for `resolve_runtime(threads=...)` (which names a bad value)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"--threads must be a positive integer or auto, got {text!r}") from None

@@ -36,6 +36,18 @@ def test_info_text(capsys, data_dir):
     assert code == 0
     assert "x_train (60000, 28, 28) uint8" in out and "first training label: 5" in out
     assert "first training image mean pixel: 35.108418" in out and "pixel range: 0-255" in out
+    classes = [line.split() for line in out.splitlines() if "train " in line and "test " in line]
+    assert [row[:3] for row in classes] == [[str(k), "train", str(n)] for k, n in
+                                            enumerate([5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949])]
+
+
+def test_info_names_classes_that_are_not_their_label(capsys, tmp_path):
+    images = np.zeros((4, 6, 6), np.uint8)
+    np.savez(tmp_path / "d.npz", x_train=images, y_train=np.array([0, 1, 1, 0]), x_test=images[:2],
+             y_test=np.array([0, 1]), class_names=np.array(["cat", "dog"]))
+    code, out, err = run(capsys, "data", "info", f"npz:{tmp_path / 'd.npz'}")
+    assert code == 0, err
+    assert "  0 cat  train      2  test      1" in out and "  1 dog  train      2  test      1" in out
 
 
 def test_show_first_digit(capsys, data_dir, mnist, tmp_path):

@@ -114,7 +114,8 @@ def _train_command(out: Path, epochs: int) -> list[str]:
     # fresh model without interruption, and would hide a resume that restored the wrong state).
     return [sys.executable, "-m", "mlplab.cli.main", "train", "tutorial-128-64", "--limit", "6000",
             "--set", f"training.epochs={epochs}", "--set", "training.early_stopping.patience=50",
-            "--set", "training.refit=false", "--out", str(out), "--verbose", "2"]
+            "--set", "training.refit=false", "--out", str(out), "--verbose", "2",
+            "--threads", "1"]  # the same thread count in every process: the same bits
 
 
 def _assert_same_tensors(a_path: Path, b_path: Path) -> None:

@@ -39,7 +39,7 @@ ValidateOn = Annotated[
     typer.Option(help="val: early stopping watches a split of the training data; test: the test set, as the "
                  "tutorial does (test figures become optimistic)."),
 ]
-Overwrite = Annotated[bool, typer.Option(help="Replace runs that already exist in the output folder.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace runs that already exist in the output folder (only their own files).", show_default="off")]
 
 
 def parse_threads(text: str) -> int | str:
@@ -50,3 +50,12 @@ def parse_threads(text: str) -> int | str:
         return int(text)
     except ValueError:
         raise ConfigError(f"--threads must be a positive integer or auto, got {text!r}") from None
+
+
+def print_runtime_notes(runtime, verbose: int) -> None:
+    """Warnings go to stderr; the choices made for the user (threads) are news, not problems: stdout."""
+    for warning in runtime.warnings():
+        typer.echo(f"warning: {warning}", err=True)
+    if verbose:
+        for note in runtime.notes():
+            typer.echo(f"note: {note}")

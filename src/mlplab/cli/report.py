@@ -40,8 +40,7 @@ def reproduce_command(
 
     models = config_names(configs, ctx.args) or TUTORIAL_MODELS
     runtime = resolve_runtime(device, precision, options.parse_threads(threads))
-    for line in [*(f"warning: {w}" for w in runtime.warnings()), *(f"note: {n}" for n in runtime.notes())]:
-        typer.echo(line, err=True)
+    options.print_runtime_notes(runtime, verbose)
     artefacts = reproduce(
         out, dataset_name=dataset, data_dir=data_dir, seeds=seeds, validate_on=validate_on, limit=limit,
         max_epochs=max_epochs, models=models, runtime=runtime,

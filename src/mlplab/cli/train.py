@@ -66,7 +66,7 @@ def train(
         if threads == "auto":  # the recorded count, so the resumed run ends as an uninterrupted one would
             threads = str(_recorded_threads(resume) or "auto")
     runtime = resolve_runtime(device, precision, options.parse_threads(threads))
-    _print_runtime_notes(runtime)
+    options.print_runtime_notes(runtime, verbose)
     if resume is not None:
         outcome = resume_run(resume, data_dir=data_dir, runtime=runtime, verbose=verbose)
     else:
@@ -98,13 +98,6 @@ def _recorded_threads(run_path: Path) -> int | None:
 
     threads = RunDir(run_path).read_info().get("runtime", {}).get("threads")
     return threads if isinstance(threads, int) and threads > 0 else None
-
-
-def _print_runtime_notes(runtime) -> None:
-    for warning in runtime.warnings():
-        typer.echo(f"warning: {warning}", err=True)
-    for note in runtime.notes():
-        typer.echo(f"note: {note}", err=True)
 
 
 def evaluate(

@@ -166,8 +166,9 @@ def busy_cores(seconds: float = PROBE_SECONDS) -> float | None:
     return max(0.0, min(1.0, share)) * cores
 
 
-def choose_threads(busy: float, cores: int, default: int = TORCH_DEFAULT_THREADS) -> int:
+def choose_threads(busy: float, cores: int, default: int | None = None) -> int:
     """Torch's default, less one thread for each core that others keep busy (at least one)."""
+    default = TORCH_DEFAULT_THREADS if default is None else default
     idle_cores = math.floor(cores - busy + (1 - IDLE_PER_THREAD))
     return max(1, min(default, idle_cores))
 

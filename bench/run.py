@@ -13,7 +13,8 @@ table, the JSON and the file name).
 
 Writes <out>/<name>.json (all raw numbers, every epoch) and <out>/latest.md, prints the
 markdown. --update-readme replaces the block between `<!-- bench:start -->` and
-`<!-- bench:end -->` in README.md with the tables. See bench/README.md.
+`<!-- bench:end -->` in bench/README.md with the tables, and the same block in README.md with a
+short table (seconds per epoch, time to 98 %). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -393,17 +394,58 @@ def _spread(ratios: list[float]) -> str:
     return f" (rounds: {min(ratios):.2f}–{max(ratios):.2f}×)" if len(ratios) > 1 else ""
 
 
-def update_readme(markdown: str, readme: Path) -> str:
-    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-    if not readme.is_file():
-        return f"{readme} not found; README not updated"
-    text = readme.read_text(encoding="utf-8")
+def render_short_table(report: dict[str, Any]) -> str:
+    """The README's summary: seconds per training epoch of each contender, and time to 98 %."""
+    meta, cpu = report["meta"], report["meta"]["cpu"]
+    lines = [
+        "| model | Keras 3 (TF) | PyTorch DataLoader | mlplab | mlplab vs Keras |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for model in report["models"]:
+        keras = _prepare(report["results"].get(f"{model}/keras", {}))
+        loader = _prepare(report["results"].get(f"{model}/torch_dataloader", {}))
+        ours = _prepare(report["results"].get(f"{model}/mlplab/fp32", {}))
+        cells = [f"{_f(r.get('basis_s'))} s" if r.get("status") == "ok" else "—" for r in (keras, loader, ours)]
+        ratio = _ratio(keras, ours) if ours.get("status") == "ok" else "—"
+        lines.append(f"| {model} | {' | '.join(cells)} | {ratio} |")
+    tta = {key: r["time_to_accuracy"] for key, r in report["results"].items()
+           if r.get("time_to_accuracy", {}) and r["time_to_accuracy"].get("reached")}
+    parts = []
+    for key, label in ((f"{TTA_MODEL}/keras", "Keras, the tutorial's model"), (f"{TTA_MODEL}/mlplab/fp32", "mlplab, the same model"),
+                       ("fast-recipe/mlplab", "mlplab, `fast-256-256`")):
+        if key in tta:
+            parts.append(f"{label} {tta[key]['wall_s']:.1f} s")
+    lines.append("")
+    lines.append(f"Seconds per training epoch (60,000 images, batch 128), {meta['threads']} threads each, on "
+                 f"{cpu.get('model', '?')} ({cpu.get('logical_cpus')} logical CPUs), {meta['date'][:10]}"
+                 + (" (noisy run)" if meta.get("noisy") else "") + ". "
+                 + (f"Time to 98 % test accuracy: {'; '.join(parts)}. " if parts else "")
+                 + f"From `{meta['command']}`.")
+    return "\n".join(lines) + "\n"
+
+
+def replace_block(path: Path, mark: str, markdown: str) -> str:
+    """Replace what lies between `<!-- {mark}:start -->` and `<!-- {mark}:end -->` in `path`."""
+    start, end = f"<!-- {mark}:start -->", f"<!-- {mark}:end -->"
+    if not path.is_file():
+        return f"{path} not found; not updated"
+    text = path.read_text(encoding="utf-8")
     if start not in text or end not in text:
-        return f"{readme} has no {start} … {end} block; README not updated"
+        return f"{path} has no {start} … {end} block; not updated"
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{markdown}{end}{tail}", encoding="utf-8")
-    return f"{readme}: benchmark block replaced"
+    path.write_text(f"{head}{start}\n{markdown}{end}{tail}", encoding="utf-8")
+    return f"{path}: {mark} block replaced"
+
+
+def update_readme(markdown: str, readme: Path) -> str:
+    return replace_block(readme, "bench", markdown)
+
+
+def update_readmes(report: dict[str, Any], markdown: str, root: Path = REPO_ROOT) -> list[str]:
+    """The full tables into bench/README.md, the short table into README.md."""
+    return [replace_block(root / "bench" / "README.md", "bench", markdown),
+            replace_block(root / "README.md", "bench", render_short_table(report))]
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,7 +479,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
                    help="before starting, wait up to this long for other processes to fall below --noise-cores")
     p.add_argument("--peer-timeout", type=float, default=1800)
-    p.add_argument("--update-readme", action="store_true", help="write the tables into README.md's bench block")
+    p.add_argument("--update-readme", action="store_true",
+                   help="write the tables into bench/README.md's bench block and the short table into README.md's")
     p.add_argument("--from-json", default=None, help="only re-render the tables of an earlier result file")
     args = p.parse_args(argv)
     args.models = [resolve_model(m) for m in args.models.split(",") if m.strip()]
@@ -462,7 +505,8 @@ def main(argv: list[str] | None = None) -> int:
         markdown = render_markdown(report)
         print(markdown)
         if args.update_readme:
-            print(update_readme(markdown, REPO_ROOT / "README.md"), file=sys.stderr)
+            for line in update_readmes(report, markdown):
+                print(line, file=sys.stderr)
         return 0
 
     def log(msg: str) -> None:
@@ -537,7 +581,8 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown)
     log(f"bench: wrote {out / (name + '.json')} and {out / 'latest.md'}")
     if args.update_readme:
-        log(update_readme(markdown, REPO_ROOT / "README.md"))
+        for line in update_readmes(report, markdown):
+            log(line)
     failed = [k for k, r in results.items() if r.get("status") == "error"]
     if failed:
         log(f"bench: failed: {', '.join(failed)}")

@@ -69,3 +69,20 @@ def test_bench_quick_runs_the_real_command(tmp_path, data_dir):
     assert result["status"] == "ok" and len(result["rounds"]) == 2
     assert 0 < result["train_s_median"] < 60
     assert "tutorial-50-25" in (tmp_path / "latest.md").read_text()
+
+
+def test_update_readme_writes_the_tables_to_bench_and_a_short_table_to_the_readme(tmp_path):
+    from bench.run import render_markdown, update_readmes
+
+    report = json.loads(next((REPO / "bench" / "results").glob("2026-11-28T18-31-33.json")).read_text())
+    (tmp_path / "bench").mkdir()
+    for path in (tmp_path / "README.md", tmp_path / "bench" / "README.md"):
+        path.write_text("intro\n<!-- bench:start -->\nold\n<!-- bench:end -->\nrest\n")
+    assert all("block replaced" in line for line in update_readmes(report, render_markdown(report), tmp_path))
+    full, short = (tmp_path / "bench" / "README.md").read_text(), (tmp_path / "README.md").read_text()
+    assert "### Scaling" in full and "old" not in full and full.endswith("rest\n")
+    assert "### Scaling" not in short and "| tutorial-512-512 | 4.776 s | 3.670 s | 2.029 s | 2.35× |" in short
+    assert "AMD EPYC" in short and short.startswith("intro\n") and short.endswith("rest\n")
+    for path in (REPO / "README.md", REPO / "bench" / "README.md"):  # where `make bench` writes
+        text = path.read_text()
+        assert "<!-- bench:start -->" in text and "<!-- bench:end -->" in text, path

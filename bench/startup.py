@@ -39,13 +39,15 @@ COMMANDS: list[tuple[str, list[str], str | None]] = [
 MARK = "startup"
 
 
-def time_command(args: list[str], runs: int) -> tuple[list[float], list[float]]:
+def time_command(args: list[str], runs: int, src: str | None = None) -> tuple[list[float], list[float]]:
     """Wall-clock and CPU seconds of `runs` fresh processes (after one untimed run that warms the file cache).
 
     CPU time (user + system of the child) hardly changes with the machine's load; wall-clock time
     is what the user waits for, and on a busy machine it is CPU time stretched by the wait for a core.
     """
     env = {**os.environ, "COLUMNS": "100"}
+    if src:  # time another checkout's mlplab (e.g. before a change) with the same interpreter
+        env["PYTHONPATH"] = str(Path(src).resolve())
     walls, cpus = [], []
     for i in range(runs + 1):
         before = os.times()
@@ -61,14 +63,14 @@ def time_command(args: list[str], runs: int) -> tuple[list[float], list[float]]:
     return walls, cpus
 
 
-def measure(runs: int) -> tuple[list[dict], dict]:
+def measure(runs: int, src: str | None = None) -> tuple[list[dict], dict]:
     before = background_cores(1.0)
     rows = []
     for label, args, target in COMMANDS:
-        walls, cpus = time_command(args, runs)
+        walls, cpus = time_command(args, runs, src)
         rows.append({"command": label, "median_s": statistics.median(walls), "min_s": min(walls),
                      "max_s": max(walls), "cpu_s": statistics.median(cpus), "target_s": target})
-    meta = {"cpu": cpu_info(), "runs": runs, "others_cores_before": before, "loadavg_after": loadavg(),
+    meta = {"cpu": cpu_info(), "runs": runs, "src": src, "others_cores_before": before, "loadavg_after": loadavg(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     return rows, meta
 
@@ -81,7 +83,7 @@ def render(rows: list[dict], meta: dict) -> str:
         f"Python {cpu.get('python')}; median of {meta['runs']} fresh processes; CPU s is the process's user + "
         f"system time, which a busy machine hardly changes. Other programs kept "
         f"{busy:.1f} cores busy before the run, load average after {meta['loadavg_after']}. "
-        "Command: `python bench/startup.py`.",
+        f"Command: `python bench/startup.py{' --src ' + meta['src'] if meta['src'] else ''}`.",
         "",
         "| command | wall s, median | min–max | CPU s, median | target (wall) |",
         "|---|---:|---|---:|---|",
@@ -96,10 +98,12 @@ def render(rows: list[dict], meta: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7, help="timed processes per command (default 7)")
+    parser.add_argument("--src", default=None,
+                        help="time the mlplab in this source folder (PYTHONPATH), e.g. an older checkout's src/")
     parser.add_argument("--update", action="store_true",
                         help="write the table into bench/README.md and docs/speed.md (between startup markers)")
     args = parser.parse_args(argv)
-    rows, meta = measure(args.runs)
+    rows, meta = measure(args.runs, args.src)
     markdown = render(rows, meta)
     print(markdown)
     if args.update:

@@ -46,6 +46,12 @@ def test_configs_in_the_tutorials_order_with_a_description_each(capsys):
         assert description and line.split(maxsplit=1) == [name, description]
 
 
+def test_reproduce_help_names_the_tutorial_models():
+    from mlplab.cli.report import TUTORIAL_MODELS_HELP
+
+    assert TUTORIAL_MODELS_HELP.split() == list(TUTORIAL_MODELS)
+
+
 def test_train_shortcuts_are_the_set_keys(mnist_dir, tmp_path, capsys):
     out = tmp_path / "run"
     code, _, err = run_cli(capsys, "train", "tutorial-50-25", "--epochs", "2", "--batch-size", "64",

@@ -33,7 +33,7 @@ def reproduce_command(
     threads: options.Threads = "auto",
     verbose: options.Verbose = 1,
 ) -> None:
-    """Run the tutorial's experiment end to end: data, the three models, training, test scores, report."""
+    """Run the tutorial's experiment end to end: data, its three models (or --configs), training, test scores, report."""
     from mlplab.comparison import reproduce
     from mlplab.config import TUTORIAL_MODELS
     from mlplab.training.device import resolve_runtime

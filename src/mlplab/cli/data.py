@@ -11,7 +11,7 @@ import typer
 
 from mlplab.cli.options import DataDir
 
-app = typer.Typer(help="Datasets: list, inspect, show and fetch.", no_args_is_help=True)
+app = typer.Typer(help="Datasets: list, inspect, show and fetch.", no_args_is_help=True, rich_markup_mode=None)
 
 DATASET_HELP = "mnist, fashion-mnist, kmnist, or your own data: idx:DIR, npz:FILE, folder:DIR."
 Download = Annotated[bool, typer.Option(help="Download into the cache when the dataset is found nowhere.")]

@@ -14,7 +14,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,  # click's plain help: rich's renderer imports markdown-it, a third of --help's time
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 200},
 )
 
 

@@ -42,8 +42,8 @@ MARK = "startup"
 def time_command(args: list[str], runs: int, src: str | None = None) -> tuple[list[float], list[float]]:
     """Wall-clock and CPU seconds of `runs` fresh processes (after one untimed run that warms the file cache).
 
-    CPU time (user + system of the child) hardly changes with the machine's load; wall-clock time
-    is what the user waits for, and on a busy machine it is CPU time stretched by the wait for a core.
+    Wall-clock time is what the user waits for; on a busy machine it is CPU time (user + system of
+    the child) stretched by the wait for a core, so CPU time depends far less on the load.
     """
     env = {**os.environ, "COLUMNS": "100"}
     if src:  # time another checkout's mlplab (e.g. before a change) with the same interpreter
@@ -84,7 +84,7 @@ def render(rows: list[dict], meta: dict) -> str:
     lines = [
         f"Start-up, {meta['date']}: {cpu.get('model', 'unknown CPU')}, {cpu.get('logical_cpus')} logical CPUs, "
         f"Python {cpu.get('python')}; median of {meta['runs']} fresh processes; CPU s is the process's user + "
-        f"system time, which a busy machine hardly changes. Other programs kept "
+        f"system time, which depends far less on the load than wall time. Other programs kept "
         f"{busy:.1f} cores busy before the run, load average after {meta['loadavg_after']}. "
         f"Command: `python bench/startup.py{' --src ' + meta['src'] if meta['src'] else ''}`.",
         "",

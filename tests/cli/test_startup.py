@@ -16,7 +16,7 @@ PROBE = (
     "import json, sys\n"
     "from mlplab.cli.main import main\n"
     "code = main(sys.argv[1:])\n"
-    "heavy = sorted(m for m in ('torch', 'matplotlib', 'safetensors', 'scipy', 'jinja2', 'sklearn') if m in sys.modules)\n"
+    "heavy = sorted(m for m in ('torch', 'matplotlib', 'scipy', 'jinja2', 'sklearn', 'pandas') if m in sys.modules)\n"
     "print('\\n' + json.dumps({'code': code, 'heavy': heavy}))\n"
 )
 

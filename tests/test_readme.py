@@ -15,7 +15,7 @@ import mlplab
 from mlplab.cli.main import main
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-SMALL = {"train": ["--limit", "1000", "--epochs", "1", "--verbose", "0"],
+SMALL = {"train": ["--limit", "500", "--epochs", "1", "--verbose", "0"],  # one slice for all: compare refuses to mix
          "reproduce": ["--limit", "500", "--max-epochs", "1", "--verbose", "0"]}
 
 

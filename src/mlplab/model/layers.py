@@ -22,16 +22,18 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from typing import Annotated, ClassVar, Literal, Union
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, Union
 
-import torch
 from pydantic import Field, field_validator
-from torch import nn
-from torch.nn import functional as F
 
 from mlplab.errors import ConfigError
-from mlplab.model.dropout import FastDropout
 from mlplab.validation import Strict, Tagged, positive, positive_int, unit_interval
+
+# torch is imported inside `build` and `infer`: configs, summaries and FLOP counts read these
+# classes without it, so that `mlplab configs` or `mlplab --help` start fast (tests/cli/test_startup.py).
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
 
 # Widths (units, input features, classes) above a million and models above 2^28 parameters (1 GiB
 # of float32 weights; training holds about four times that with gradients and Adam's moments) are
@@ -42,16 +44,22 @@ MAX_PARAMETERS = 1 << 28
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "silu", "elu", "leaky_relu", "softmax", "linear")
 Activation = Literal["relu", "sigmoid", "tanh", "gelu", "silu", "elu", "leaky_relu", "softmax", "linear"]
 
-_ACTIVATION_MODULES = {
-    "relu": nn.ReLU,
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "elu": nn.ELU,
-    "leaky_relu": lambda: nn.LeakyReLU(0.2),  # Keras 3's default negative slope
-    "softmax": lambda: nn.Softmax(dim=1),
-}
+
+def activation_module(name: str) -> nn.Module:
+    """The torch module of a hidden activation (not `linear`, which is none)."""
+    from torch import nn
+
+    modules = {
+        "relu": nn.ReLU,
+        "sigmoid": nn.Sigmoid,
+        "tanh": nn.Tanh,
+        "gelu": nn.GELU,
+        "silu": nn.SiLU,
+        "elu": nn.ELU,
+        "leaky_relu": lambda: nn.LeakyReLU(0.2),  # Keras 3's default negative slope
+        "softmax": lambda: nn.Softmax(dim=1),
+    }
+    return modules[name]()
 
 
 @dataclass(frozen=True)
@@ -123,9 +131,11 @@ class Dense(LayerKind, Tagged):
         return self.units
 
     def build(self, in_width: int, out_width: int) -> list[nn.Module]:
+        from torch import nn
+
         modules: list[nn.Module] = [nn.Linear(in_width, out_width, bias=self.use_bias)]
         if self.activation != "linear":
-            modules.append(_ACTIVATION_MODULES[self.activation]())
+            modules.append(activation_module(self.activation))
         return modules
 
     def parameters(self, in_width: int, out_width: int) -> tuple[int, int]:
@@ -159,6 +169,8 @@ class Dropout(LayerKind, Tagged):
     _rate = field_validator("rate")(unit_interval)
 
     def build(self, in_width: int, out_width: int) -> list[nn.Module]:
+        from mlplab.model.dropout import FastDropout
+
         return [FastDropout(self.rate)]
 
     def infer(self, modules: tuple[nn.Module, ...], x: torch.Tensor) -> torch.Tensor:
@@ -182,10 +194,14 @@ class BatchNorm(LayerKind, Tagged):
     _epsilon = field_validator("epsilon")(positive)
 
     def build(self, in_width: int, out_width: int) -> list[nn.Module]:
+        from torch import nn
+
         # torch's momentum weighs the new batch; Keras's weighs the running average.
         return [nn.BatchNorm1d(in_width, eps=self.epsilon, momentum=1.0 - self.momentum)]
 
     def infer(self, modules: tuple[nn.Module, ...], x: torch.Tensor) -> torch.Tensor:
+        from torch.nn import functional as F
+
         (bn,) = modules
         return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias,
                             training=False, momentum=0.0, eps=bn.eps)
@@ -211,6 +227,8 @@ class Output(LayerKind):
         return num_classes
 
     def build(self, in_width: int, out_width: int) -> list[nn.Module]:
+        from torch import nn
+
         return [nn.Linear(in_width, out_width)]
 
     def parameters(self, in_width: int, out_width: int) -> tuple[int, int]:

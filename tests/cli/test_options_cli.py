@@ -162,4 +162,5 @@ def test_every_help_states_every_default(capsys, monkeypatch):
         rows = option_entries(out)
         assert rows or not command_has_options(path), path
         for row in rows:
-            assert "[default: " in row or "[required]" in row, f"mlplab {' '.join(path)}: {row.strip()}"
+            stated = "[default: " in row or "(default: " in row or "[required]" in row  # typer's, or in the help text
+            assert stated, f"mlplab {' '.join(path)}: {row.strip()}"

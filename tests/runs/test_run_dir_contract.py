@@ -26,10 +26,16 @@ def test_create_refuses_a_folder_holding_anything_unless_told(tmp_path):
     empty.mkdir()
     RunDir(empty).create()  # an empty folder is fine
     (empty / "x").write_text("keep")
-    with pytest.raises(ModelFileError, match=rf"^{empty} already holds a run; choose another --out, or continue it with `mlplab train --resume {empty}`$"):
+    with pytest.raises(ModelFileError, match=rf"^{empty} already holds a run; choose another --out, continue it with "
+                                             rf"`mlplab train --resume {empty}`, or replace it with --overwrite$"):
         RunDir(empty).create()
-    RunDir(empty).create(overwrite=True)
+    with pytest.raises(ModelFileError, match=rf"^{empty} is not empty and holds no mlplab run; refusing to overwrite it$"):
+        RunDir(empty).create(overwrite=True)  # overwrite replaces a run, never a folder of other things
     assert (empty / "x").read_text() == "keep"
+    (empty / "run.json").write_text("{}")
+    (empty / "checkpoint.safetensors").write_text("stale")
+    RunDir(empty).create(overwrite=True)  # a run: its own files go, anything else stays
+    assert sorted(p.name for p in empty.iterdir()) == ["x"]
 
 
 def test_info_is_merged_into_run_json(tmp_path):

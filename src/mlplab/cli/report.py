@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mlplab.comparison import TUTORIAL_MODELS, compare_runs, reproduce
+from mlplab.studies import TUTORIAL_MODELS, compare_runs, reproduce
 from mlplab.training.device import resolve_runtime
 
 
@@ -24,12 +24,13 @@ def reproduce_command(
     precision: Annotated[str, typer.Option(help="fp32 or bf16.")] = "fp32",
     threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: one per core; on a busy machine 1 can be much faster).")] = None,
     verbose: Annotated[int, typer.Option(min=0, max=2, help="0 silent, 1 progress bar, 2 one line per epoch.")] = 1,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Train every run again, replacing those in --out (default: reuse finished runs, resume interrupted ones).", show_default="off")] = False,
 ) -> None:
     """Run the tutorial's experiment end to end: data, the three models, training, test scores, report."""
     artefacts = reproduce(
         out, dataset_name=dataset, data_dir=data_dir, seeds=seeds, validate_on=validate_on, limit=limit,
         max_epochs=max_epochs, models=TUTORIAL_MODELS, runtime=resolve_runtime(device, precision, threads),
-        verbose=verbose, print_fn=typer.echo, command=["mlplab", *sys.argv[1:]],
+        overwrite=overwrite, verbose=verbose, print_fn=typer.echo, command=["mlplab", *sys.argv[1:]],
     )
     typer.echo(f"Open {artefacts['report_html']} in a browser.")
 

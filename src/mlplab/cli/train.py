@@ -12,7 +12,7 @@ import typer
 
 from mlplab.config import load_config, parse_assignments
 from mlplab.errors import ConfigError
-from mlplab.experiment import evaluate_run, resume_run, train_run
+from mlplab.runs import RunPlan, evaluate_run, resume_run, start_run
 from mlplab.training.device import resolve_runtime
 
 
@@ -34,14 +34,18 @@ def train(
     limit: Annotated[Optional[int], typer.Option(help="Use only the first N training and N test images (quick runs, CI).")] = None,
     validate_on: Annotated[str, typer.Option(help="val: a split of the training data; test: the test set, as the tutorial does (test figures become optimistic).")] = "val",
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run directory from its checkpoint.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the run already in --out (only an mlplab run's files are removed).", show_default="off")] = False,
 ) -> None:
     """Train a model and write a run directory (config, history, checkpoint, model, metrics)."""
     runtime = resolve_runtime(device, precision, threads)
     for warning in runtime.warnings():
         typer.echo(f"warning: {warning}", err=True)
     if resume is not None:
-        if config is not None or set_ or dataset or seed is not None or limit is not None:
-            raise ConfigError("--resume continues a run as it was configured: give no CONFIG, --set, --dataset, --seed or --limit")
+        if config is not None or set_ or dataset or seed is not None or limit is not None or out or overwrite:
+            raise ConfigError(
+                "--resume continues a run as it was configured: give no CONFIG, --set, --dataset, --seed, --limit, "
+                "--out or --overwrite"
+            )
         outcome = resume_run(resume, data_dir=data_dir, runtime=runtime, verbose=verbose)
     else:
         if config is None:
@@ -52,13 +56,14 @@ def train(
         if seed is not None:
             overrides["training.seed"] = seed
         cfg = load_config(config).with_overrides(overrides)
-        outcome = train_run(
-            cfg, out=out or default_run_dir(cfg.name), data_dir=data_dir, limit=limit,
-            validate_on=validate_on, runtime=runtime, verbose=verbose, command=["mlplab", "train", *sys.argv[2:]],
+        plan = RunPlan(
+            cfg, out or default_run_dir(cfg.name), validate_on=validate_on, limit=limit,  # type: ignore[arg-type]
+            data_dir=data_dir, runtime=runtime, overwrite=overwrite, command=("mlplab", "train", *sys.argv[2:]),
         )
-    if outcome.status != "finished":
+        outcome = start_run(plan, verbose=verbose)
+    if not outcome.ok:
         typer.echo(f"error: {outcome.message}", err=True)
-        raise typer.Exit(outcome.exit_code)
+        raise typer.Exit(outcome.exit_status)
     m = outcome.metrics
     typer.echo(
         f"test loss {m['test_loss']:.4f} - test accuracy {m['test_accuracy']:.4f} "
@@ -72,9 +77,10 @@ def evaluate(
     dataset: Annotated[Optional[str], typer.Option(help="Evaluate on another dataset's test set (default: the run's).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with one sub-folder per dataset (default: $MLPLAB_DATA_DIR, then the cache).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Score on a --dataset whose classes are not the model's.", show_default="off")] = False,
 ) -> None:
     """Test loss and accuracy (and per class) of a saved model."""
-    result = evaluate_run(run, dataset_name=dataset, data_dir=data_dir)
+    result = evaluate_run(run, dataset_name=dataset, data_dir=data_dir, force=force)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return

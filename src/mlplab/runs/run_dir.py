@@ -6,15 +6,19 @@
     checkpoint.safetensors  the full training state after the last completed epoch
     model.safetensors/.json the trained model and its description (when training ended)
     metrics.json            test loss and accuracy, per-class accuracy
+    .lock                   held by the process writing the run (see mlplab.runs.lock)
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlplab.errors import ModelFileError
+from mlplab.errors import ModelFileError, StorageError
+from mlplab.runs.lock import LOCK_NAME, run_lock
 from mlplab.safeio import atomic_write_text, read_json, write_json
 from mlplab.training.callbacks import Callback
 from mlplab.training.state import TrainingState
@@ -48,13 +52,51 @@ class RunDir:
     def metrics(self) -> Path:
         return self.path / "metrics.json"
 
-    def create(self, *, overwrite: bool = False) -> None:
-        if self.path.exists() and any(self.path.iterdir()) and not overwrite:
-            raise ModelFileError(
-                f"{self.path} already holds a run; choose another --out, or continue it with "
-                f"`mlplab train --resume {self.path}`"
-            )
-        self.path.mkdir(parents=True, exist_ok=True)
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every file a run writes (what `overwrite` removes; anything else in the folder is kept)."""
+        names = ("model.safetensors", "model.json")
+        return (self.run_json, self.config, self.history_csv, self.history_json, self.checkpoint, self.metrics,
+                *(self.path / n for n in names))
+
+    def holds_anything(self) -> bool:
+        return self.path.is_dir() and any(p.name != LOCK_NAME for p in self.path.iterdir())
+
+    @contextlib.contextmanager
+    def create(self, *, overwrite: bool = False) -> Iterator[None]:
+        """Make the folder and hold its lock for the block; refuse one that already holds something.
+
+        With `overwrite`, a folder holding an mlplab run (run.json) has that run's files removed;
+        a folder holding anything else is never emptied.
+        """
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"{self.path}: cannot create the run directory ({exc.strerror or exc})") from None
+        with run_lock(self.path):
+            if self.holds_anything():
+                if not overwrite:
+                    raise ModelFileError(
+                        f"{self.path} already holds a run; choose another --out, continue it with "
+                        f"`mlplab train --resume {self.path}`, or replace it with --overwrite"
+                    )
+                known = {p.name for p in self.files} | {LOCK_NAME}
+                foreign = sorted(p.name for p in self.path.iterdir() if p.name not in known)
+                if foreign:
+                    raise ModelFileError(
+                        f"{self.path} holds files that are not an mlplab run's ({', '.join(foreign[:3])}); not overwriting it"
+                    )
+                for path in self.files:
+                    path.unlink(missing_ok=True)
+            yield
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the lock of an existing run folder for the block."""
+        if not self.path.is_dir():
+            raise ModelFileError(f"{self.path}: no such run directory")
+        with run_lock(self.path):
+            yield
 
     def read_info(self) -> dict[str, Any]:
         if not self.run_json.is_file():

@@ -1,5 +1,9 @@
 """Training: fit → run_epoch → train_step / evaluate, callbacks, history, device and precision."""
 
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
 from mlplab.training.callbacks import Callback, EarlyStopping, NanGuard
 from mlplab.training.checkpoint import Checkpoint
 from mlplab.training.config import TrainingConfig
@@ -15,12 +19,29 @@ __all__ = [
 ]
 
 
-def standard_callbacks(config: TrainingConfig, *, checkpoint_path=None, verbose: int = 1, stream=None) -> list[Callback]:
-    """The usual callbacks in their working order: NaN guard, early stopping, checkpoint, progress."""
+def standard_callbacks(
+    config: TrainingConfig,
+    *,
+    checkpoint_path: str | Path | None = None,
+    checkpoint_extra: dict[str, Any] | None = None,
+    extra: Sequence[Callback] = (),
+    verbose: int = 1,
+    stream: TextIO | None = None,
+) -> list[Callback]:
+    """The callbacks of a training run, in their working order (the one place they are assembled).
+
+    NaN guard, early stopping (when configured), checkpoint (with a path; `checkpoint_extra` is
+    saved in it), then `extra` (the run layer's history writer, a caller's own), then progress.
+    The checkpoint comes after early stopping, so that a decision to stop is in the file.
+    """
     callbacks: list[Callback] = [NanGuard()]
     if config.early_stopping is not None:
         callbacks.append(EarlyStopping(config.early_stopping))
-    if checkpoint_path is not None:
-        callbacks.append(Checkpoint(checkpoint_path, callbacks))
+    checkpoint = Checkpoint(Path(checkpoint_path), extra=checkpoint_extra) if checkpoint_path is not None else None
+    if checkpoint is not None:
+        callbacks.append(checkpoint)
+    callbacks.extend(extra)
     callbacks.append(ProgressPrinter(verbose, stream))
+    if checkpoint is not None:
+        checkpoint.watch(callbacks)  # its file holds every callback's state
     return callbacks

@@ -52,7 +52,7 @@ def test_works_in_pipeline_cross_val_and_grid_search(digits):
 def test_early_stopping_uses_a_validation_split(digits):
     x, y = digits
     clf = MLPClassifier(hidden_units=(32,), epochs=30, early_stopping=True, patience=1, learning_rate=0.01).fit(x, y)
-    assert len(clf.history_) < 30 and clf.history_.best_epoch is not None
+    assert len(clf.history_) < 30 and clf.history_.restored and clf.history_.kept_epoch < len(clf.history_)
 
 
 def test_bad_input_is_a_value_error():

@@ -81,7 +81,8 @@ class RunDir:
                         f"`mlplab train --resume {self.path}`, or replace it with --overwrite"
                     )
                 known = {p.name for p in self.files} | {LOCK_NAME}
-                foreign = sorted(p.name for p in self.path.iterdir() if p.name not in known)
+                foreign = sorted(p.name for p in self.path.iterdir()
+                                 if p.name not in known and not _leftover_temp(p.name))
                 if foreign:
                     raise ModelFileError(
                         f"{self.path} holds files that are not an mlplab run's ({', '.join(foreign[:3])}); not overwriting it"
@@ -108,6 +109,11 @@ class RunDir:
         info.update(changes)
         write_json(self.run_json, info)
         return info
+
+
+def _leftover_temp(name: str) -> bool:
+    """A temporary file of safeio.atomic_file left by a process that was killed mid-write."""
+    return name.startswith(".") and name.endswith(".tmp")
 
 
 class HistoryWriter(Callback):

@@ -32,11 +32,14 @@ def test_summary_prints_the_keras_counts(capsys, name, total):
     assert json.loads(out)["total_params"] == int(total.replace(",", ""))
 
 
-def test_help_states_every_default(capsys):
+def test_help_states_every_default(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # one line per option, so each default is read on its own line
     code, out, _ = run_cli(["train", "--help"], capsys)
     assert code == 0
-    for default in ("default: 1", "default: auto", "default: fp32", "default: val"):
-        assert default in out.replace("[", "").replace("]", "").replace("\n", " ") or default.split(": ")[1] in out
+    lines = {line.split()[1]: line for line in out.splitlines() if line.startswith("│ --")}
+    for option, default in (("--verbose", "1"), ("--device", "auto"), ("--precision", "fp32"), ("--validate-on", "val"),
+                            ("--overwrite", "(off)")):
+        assert f"[default: {default}]" in lines[option], lines[option]
 
 
 def test_user_errors_are_one_line_and_non_zero(capsys, tmp_path):

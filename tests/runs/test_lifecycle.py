@@ -80,7 +80,8 @@ def signal_when(monkeypatch, cls, predicate):
 ])
 def test_nan_inf_and_unknown_monitors_are_config_errors(tmp_path, capsys, key, value, text):
     out = tmp_path / "run"
-    code, _, err = cli(["train", "tutorial-512-512", "--set", f"{key}={value}", "--out", out], capsys)
+    code, _, err = cli(["train", "tutorial-512-512", "--set", f"{key}={value}", "--out", out,
+                        "--limit", 500, "--set", "training.epochs=1", "--verbose", "0"], capsys)  # quick if it regresses
     assert code == 2 and one_line_error(err) and text in err, err
     assert not out.exists()
 
@@ -144,6 +145,7 @@ def test_non_finite_validation_loss_is_caught_and_no_nan_weights_are_kept(mnist,
     config = small(epochs=2, batch_size=100000, optimizer={"name": "sgd", "learning_rate": 1e38})
     result = train_run(config, out=tmp_path / "r", dataset=mnist.subset(LIMIT, LIMIT), limit=LIMIT, verbose=0)
     assert result.cause is StopCause.NON_FINITE and result.exit_status == 3
+    assert "non-finite validation loss (nan) in epoch 1" in result.history.stop_reason
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert metrics["test_loss"] == metrics["test_loss"]  # not NaN: the kept weights' outputs are finite
     # and without validation data, the probe of training rows catches it

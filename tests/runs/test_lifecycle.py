@@ -301,3 +301,18 @@ def test_evaluating_on_a_dataset_with_other_classes_needs_force(mnist, tmp_path,
     assert code == 2 and one_line_error(err) and "--force" in err and "T-shirt/top" in err, err
     code, out, err = cli(["evaluate", tmp_path / "r", "--dataset", "fashion-mnist", "--force"], capsys)
     assert code == 0 and "on fashion-mnist" in out, err
+
+
+def test_a_run_whose_process_died_resumes_unless_its_writer_is_alive(mnist, tmp_path, monkeypatch, capsys):
+    """A SIGKILL (or SIGTERM outside the training loop) leaves status "running": the lock tells a
+    dead writer from a live one, so such a run resumes, and one being written is left alone."""
+    data = mnist.subset(LIMIT, LIMIT)
+    with monkeypatch.context() as patch:
+        signal_when(patch, HistoryWriter, lambda state, row: row["epoch"] == 1)
+        train_run(small(), out=tmp_path / "r", dataset=data, limit=LIMIT, verbose=0)
+    run_json = tmp_path / "r" / "run.json"
+    run_json.write_text(json.dumps({**json.loads(run_json.read_text()), "status": "running"}))
+    with run_lock(tmp_path / "r"):
+        code, _, err = cli(["train", "--resume", tmp_path / "r"], capsys)
+        assert code == 2 and one_line_error(err) and "being written by another mlplab process" in err
+    assert resume_run(tmp_path / "r", dataset=data, verbose=0).cause is StopCause.COMPLETED

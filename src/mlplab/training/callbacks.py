@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from mlplab.errors import ConfigError
 from mlplab.training.config import EarlyStopping as EarlyStoppingConfig
 from mlplab.training.state import TrainingState
 
@@ -70,7 +71,9 @@ class EarlyStopping(Callback):
         return value < self.best - delta if self.mode == "min" else value > self.best + delta
 
     def on_epoch_end(self, state: TrainingState, row: dict[str, Any]) -> None:
-        value = row[self.config.monitor]  # the config names a known metric; fit checked its data exist
+        value = row.get(self.config.monitor)  # a known name (the config checks); fit checks the data for its own config
+        if value is None:  # a callback built by hand for a fit without validation data
+            raise ConfigError(f"early_stopping.monitor {self.config.monitor!r} is not computed (no validation data?)")
         if math.isfinite(value) and self._improved(value):
             self.best, self.best_epoch, self.wait = value, row["epoch"], 0
             if self.config.restore_best_weights:

@@ -118,7 +118,19 @@ def test_works_in_pipeline_cross_val_and_grid_search(digits):
     scores = cross_val_score(pipe, x[:1500], y[:1500], cv=3)
     assert scores.shape == (3,) and scores.min() > 0.75
     grid = GridSearchCV(MLPClassifier(epochs=2), {"hidden_units": [(16,), (64,)]}, cv=2).fit(x[:1000], y[:1000])
-    assert grid.best_params_["hidden_units"] in [(16,), (64,)]
+    # Each candidate really trains with its own width (set_params reaches fit): same seed and data,
+    # so equal scores would mean the grid's value was ignored.
+    scores = grid.cv_results_["mean_test_score"]
+    assert scores[0] != scores[1]
+    assert grid.best_score_ == scores.max()
+    units = grid.best_params_["hidden_units"][0]
+    assert grid.best_estimator_.model_.state_dict()["layers.0.weight"].shape == (units, 784)
+
+
+def test_early_stopping_uses_a_validation_split(digits):
+    x, y = digits
+    clf = MLPClassifier(hidden_units=(32,), epochs=30, early_stopping=True, patience=1, learning_rate=0.01).fit(x, y)
+    assert len(clf.history_) < 30 and clf.history_.restored and clf.history_.kept_epoch < len(clf.history_)
 
 
 def test_bad_input_is_a_value_error():

@@ -6,7 +6,7 @@ The tutorial's flow in a notebook:
     >>> (x_train, y_train), (x_test, y_test) = mlplab.load_data("mnist")
     >>> config = mlplab.load_config("tutorial-512-512")
     >>> mlplab.summarize(config.model).print()
-    >>> run = mlplab.train_run(config, out="runs/wide")          # fit, evaluate, save
+    >>> run = mlplab.train_run(config, out="runs/wide")          # fit, evaluate, save → RunResult
     >>> saved = mlplab.load_model("runs/wide")
     >>> mlplab.evaluate(saved.model, (mlplab.flatten_scale(x_test), y_test))
 
@@ -28,7 +28,9 @@ _LAZY = {
     "flatten_scale": "mlplab.data.preprocess", "one_hot": "mlplab.data.preprocess",
     "train_val_split": "mlplab.data.preprocess",
     "MLPClassifier": "mlplab.estimator",
-    "evaluate_run": "mlplab.experiment", "resume_run": "mlplab.experiment", "train_run": "mlplab.experiment",
+    "evaluate_run": "mlplab.runs", "open_run": "mlplab.runs", "resume_run": "mlplab.runs", "train_run": "mlplab.runs",
+    "RunPlan": "mlplab.runs", "start_run": "mlplab.runs", "StopCause": "mlplab.runs",
+    "compare_runs": "mlplab.studies", "reproduce": "mlplab.studies",
     "ModelSpec": "mlplab.model", "build_model": "mlplab.model", "summarize": "mlplab.model",
     "training_flops": "mlplab.model",
     "load_model": "mlplab.runs", "save_model": "mlplab.runs",
@@ -53,9 +55,10 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "ConfigError", "DataError", "Dataset", "ExperimentConfig", "History", "InputError", "MLPClassifier", "MlplabError",
-    "ModelFileError", "ModelSpec", "TrainingError", "__version__", "build_model", "evaluate", "evaluate_run",
-    "fit", "flatten_scale", "list_datasets", "load_config", "load_data", "load_dataset", "load_model",
-    "one_hot", "preprocess_image", "resolve_runtime", "resume_run", "save_model", "shipped_configs", "standard_callbacks",
-    "summarize", "train_run", "train_val_split", "training_flops",
+    "ConfigError", "DataError", "Dataset", "ExperimentConfig", "History", "InputError", "MLPClassifier",
+    "MlplabError", "ModelFileError", "ModelSpec", "RunPlan", "StopCause", "TrainingError", "__version__",
+    "build_model", "compare_runs", "evaluate", "evaluate_run", "fit", "flatten_scale", "list_datasets",
+    "load_config", "load_data", "load_dataset", "load_model", "one_hot", "open_run", "preprocess_image",
+    "reproduce", "resolve_runtime", "resume_run", "save_model", "shipped_configs", "standard_callbacks",
+    "start_run", "summarize", "train_run", "train_val_split", "training_flops",
 ]

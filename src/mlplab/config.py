@@ -53,8 +53,9 @@ class ExperimentConfig(BaseModel):
         # Only what was set, so that switching `training.optimizer.name` does not drag along
         # the old optimizer's defaults as unknown keys.
         raw = self.model_dump(mode="json", exclude_unset=True)
+        full = self.model_dump(mode="json")
         for key, value in overrides.items():
-            _set_dotted(raw, key, value)
+            _set_dotted(raw, key, value, defaults=full)
         return config_from_dict(raw)
 
 
@@ -119,10 +120,20 @@ def _parse_value(text: str) -> Any:
         raise ConfigError(f"--set value nested too deeply: {text[:40]}...") from None
 
 
-def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set `a.b[2].c` inside nested dicts/lists; `none` removes an optional section."""
+# The keys that say which kind a section is (an optimizer's name, a layer's type).
+_TAG_KEYS = ("name", "type")
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any, defaults: Any = None) -> None:
+    """Set `a.b[2].c` inside nested dicts/lists; `none` removes an optional section.
+
+    `defaults` is the same config with its defaults filled in: a section the file leaves out
+    (no [training.optimizer] table) starts from its default kind, so that overriding one of the
+    default's values (`training.optimizer.learning_rate=0.01`) works.
+    """
     parts = _split_key(dotted)
     node: Any = raw
+    default: Any = defaults
     for i, part in enumerate(parts[:-1]):
         if isinstance(part, int):
             if not isinstance(node, list) or part >= len(node):
@@ -130,8 +141,9 @@ def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
             nxt = node[part]
         else:
             nxt = node.get(part)
+        default = _child(default, part)
         if nxt is None:
-            nxt = {}
+            nxt = {key: default[key] for key in _TAG_KEYS if isinstance(default, dict) and key in default}
             node[part] = nxt
         node = nxt
         if not isinstance(node, (dict, list)):
@@ -143,6 +155,12 @@ def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
         node[last] = value
     except (IndexError, TypeError):
         raise ConfigError(f"--set {dotted}: no such key") from None
+
+
+def _child(node: Any, part: str | int) -> Any:
+    if isinstance(part, int):
+        return node[part] if isinstance(node, list) and part < len(node) else None
+    return node.get(part) if isinstance(node, dict) else None
 
 
 def _split_key(dotted: str) -> list[str | int]:

@@ -24,6 +24,14 @@ class ModelFileError(MlplabError, ValueError):
     """A saved model or run directory is missing, corrupt, or not safe to load."""
 
 
+class StorageError(MlplabError):
+    """A file could not be written (disk full, permission denied, a file where a folder should be)."""
+
+
+class RunBusyError(MlplabError):
+    """Another process is writing the same run directory."""
+
+
 class TrainingError(MlplabError):
     """Training could not go on (for example a non-finite loss, or an interruption)."""
 

@@ -1,22 +1,29 @@
 """Files that are written atomically and read without unpickling anything.
 
+Every file mlplab writes (run files, checkpoints, models, report pages and figures, cached
+arrays, downloads) goes through `atomic_file`: the bytes go to a temporary file in the same
+folder, are flushed to disk (fsync), and only then moved into place with `os.replace`, so a
+reader never sees a half-written file and a crash or a full disk leaves the old file intact.
+The temporary file is created with mode 0666 less the umask (0644 usually), as `open` would.
+
 Tensors go to safetensors (a JSON header and raw bytes: loading cannot run code), small
-structured data to JSON. A reader never sees a half-written file: everything is written to a
-temporary file in the same folder and moved into place with `os.replace`.
+structured data to JSON.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import stat
-import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from safetensors import SafetensorError
 
-from mlplab.errors import MlplabError, ModelFileError
+from mlplab.errors import MlplabError, ModelFileError, StorageError
 
 if TYPE_CHECKING:  # torch is imported where tensors are read or written: the data readers need only the file checks
     import torch
@@ -92,23 +99,68 @@ def _file_kind(mode: int) -> str:
     return "not a plain file"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[IO[bytes]]:
+    """Open a binary handle whose content replaces `path` only when the block ends without error.
+
+    An exception inside the block (a failed check, Ctrl-C) discards what was written. A failure to
+    write (disk full, permission denied, the folder is a file) is a one-line `StorageError`.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # os.open applies the umask to 0o666 (mkstemp would leave 0600).
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot write ({_reason(exc)})") from None
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"{path}: cannot write ({_reason(exc)})") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); harmless where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_file(path) as handle:
+        handle.write(data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_with(path: Path, write: Callable[[IO[bytes]], object]) -> Path:
+    """Let `write(handle)` fill the file (np.save, matplotlib's savefig, csv), atomically."""
+    with atomic_file(path) as handle:
+        write(handle)
+    return Path(path)
 
 
 def write_json(path: Path, data: Any) -> None:

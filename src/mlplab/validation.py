@@ -6,6 +6,7 @@ users read `model.layers[1].rate must be in [0, 1), got 1.5`.
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -27,9 +28,13 @@ class Tagged(Strict):
         self.__pydantic_fields_set__.add(type(self).tag_field)
 
 
+# NaN compares false with everything, so each check is written as "not (what is allowed)": a NaN
+# fails it instead of slipping through, and infinity is refused where a finite number is needed.
+
+
 def positive(value: float) -> float:
-    if value <= 0:
-        raise ValueError(f"must be positive, got {value}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"must be a positive finite number, got {value}")
     return value
 
 
@@ -40,8 +45,8 @@ def positive_int(value: int) -> int:
 
 
 def non_negative(value: float) -> float:
-    if value < 0:
-        raise ValueError(f"must be >= 0, got {value}")
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"must be a finite number >= 0, got {value}")
     return value
 
 

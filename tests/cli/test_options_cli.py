@@ -77,7 +77,7 @@ def test_overwrite_replaces_a_run_and_nothing_else(mnist_dir, tmp_path, capsys):
     other.mkdir()
     (other / "precious.txt").write_text("keep me")
     code, _, err = run_cli(capsys, "train", "tutorial-50-25", "--limit", "300", "--out", str(other), "--overwrite")
-    assert code == 2 and "holds no mlplab run; refusing to overwrite" in err
+    assert code == 2 and "holds files that are not an mlplab run's (precious.txt); not overwriting it" in err
     assert (other / "precious.txt").read_text() == "keep me"
 
 

@@ -78,7 +78,7 @@ def test_validate_on_test_reproduces_the_tutorial_literally_and_says_so(mnist_di
 
 
 def test_a_run_that_cannot_finish_stops_reproduce_with_its_exit_status(mnist_dir, tmp_path, capsys, monkeypatch):
-    import mlplab.comparison as comparison
+    import mlplab.studies.tutorial as comparison
     from mlplab.config import load_config as real_load_config
 
     def diverging(name):  # every model trained with an absurd learning rate: the loss goes non-finite

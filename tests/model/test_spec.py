@@ -36,7 +36,7 @@ def with_change(path: list, value) -> dict:
         (["training", "batch_size"], 0, "training.batch_size must be a positive integer, got 0"),
         (["training", "optimizer"], {"name": "adam", "beta_1": 1.0}, "training.optimizer.beta_1 must be in [0, 1), got 1.0"),
         (["training", "optimizer"], {"name": "adagrad"}, "training.optimizer name must be one of"),
-        (["training", "early_stopping"], {"patience": -1}, "training.early_stopping.patience must be >= 0, got -1"),
+        (["training", "early_stopping"], {"patience": -1}, "training.early_stopping.patience must be a finite number >= 0, got -1"),
         (["training", "epocs"], 3, "training.epocs is not a known key"),
         (["colour"], "red", "colour is not a known key"),
     ],

@@ -20,22 +20,23 @@ def test_file_names_are_the_documented_ones(tmp_path):
 
 
 def test_create_refuses_a_folder_holding_anything_unless_told(tmp_path):
-    RunDir(tmp_path / "new" / "run").create()  # parents are made
-    assert (tmp_path / "new" / "run").is_dir()
+    with RunDir(tmp_path / "new" / "run").create():  # parents are made; the lock is held inside
+        assert (tmp_path / "new" / "run").is_dir()
     empty = tmp_path / "empty"
     empty.mkdir()
-    RunDir(empty).create()  # an empty folder is fine
-    (empty / "x").write_text("keep")
+    with RunDir(empty).create():  # an empty folder is fine
+        (empty / "run.json").write_text("{}")
     with pytest.raises(ModelFileError, match=rf"^{empty} already holds a run; choose another --out, continue it with "
                                              rf"`mlplab train --resume {empty}`, or replace it with --overwrite$"):
-        RunDir(empty).create()
-    with pytest.raises(ModelFileError, match=rf"^{empty} is not empty and holds no mlplab run; refusing to overwrite it$"):
-        RunDir(empty).create(overwrite=True)  # overwrite replaces a run, never a folder of other things
+        with RunDir(empty).create():
+            pass
+    with RunDir(empty).create(overwrite=True):  # a run's own files are removed
+        assert not (empty / "run.json").exists()
+    (empty / "x").write_text("keep")
+    with pytest.raises(ModelFileError, match="holds files that are not an mlplab run's \\(x\\); not overwriting it"):
+        with RunDir(empty).create(overwrite=True):
+            pass
     assert (empty / "x").read_text() == "keep"
-    (empty / "run.json").write_text("{}")
-    (empty / "checkpoint.safetensors").write_text("stale")
-    RunDir(empty).create(overwrite=True)  # a run: its own files go, anything else stays
-    assert sorted(p.name for p in empty.iterdir()) == ["x"]
 
 
 def test_info_is_merged_into_run_json(tmp_path):
@@ -61,7 +62,7 @@ def test_history_writer_writes_both_files_after_each_epoch_and_at_the_end(tmp_pa
     assert run.history_csv.read_text() == history.to_csv()
     assert json.loads(run.history_json.read_text()) == history.to_json()
     history.append({"epoch": 2, "loss": 0.25, "accuracy": 0.9})
-    history.best_epoch = 1
+    history.kept_epoch = 1
     writer.on_train_end(_State(history))
     assert run.history_csv.read_text().count("\n") == 3
     assert json.loads(run.history_json.read_text()) == history.to_json()

@@ -12,6 +12,7 @@ import math
 import pytest
 import torch
 
+from mlplab.config import config_from_dict
 from mlplab.errors import ConfigError
 from mlplab.model import build_model
 from mlplab.training import Callback, EarlyStopping, NanGuard, fit
@@ -61,7 +62,7 @@ def scripted_fit(blobs, make_config, values, monitor="val_loss", **early):
 def test_a_tie_with_the_best_value_is_not_an_improvement(blobs, make_config):
     _, history, stopper, _ = scripted_fit(blobs, make_config, [1.0, 0.9, 0.9, 0.9, 0.8, 0.7], patience=2)
     assert len(history) == 4 and stopper.stopped_epoch == 4
-    assert stopper.best_epoch == 2 and history.best_epoch == 2 and history.kept_epoch == 2
+    assert stopper.best_epoch == 2 and history.restored and history.kept_epoch == 2
     assert history.stop_reason == "early stopping: val_loss did not improve for 2 epochs (best 0.9000 at epoch 2)"
 
 
@@ -104,7 +105,7 @@ def test_non_finite_values_never_count_as_improvements(blobs, make_config):
 
 def test_the_model_ends_with_the_best_epochs_weights_not_the_last(blobs, make_config):
     model, history, stopper, snaps = scripted_fit(blobs, make_config, [1.0, 0.5, 0.7, 0.8, 0.1], patience=2)
-    assert len(history) == 4 and history.best_epoch == 2
+    assert len(history) == 4 and history.restored and history.kept_epoch == 2
     assert not same_weights(snaps.by_epoch[2], snaps.by_epoch[4])  # so the check below can fail
     assert same_weights(weights(model), snaps.by_epoch[2])
 
@@ -114,7 +115,7 @@ def test_without_restore_the_model_keeps_the_last_epochs_weights(blobs, make_con
         blobs, make_config, [1.0, 0.5, 0.7, 0.8], patience=2, restore_best_weights=False
     )
     assert len(history) == 4 and stopper.best_epoch == 2 and stopper.best_weights is None
-    assert history.best_epoch is None and history.kept_epoch == 4
+    assert not history.restored and history.kept_epoch == 4
     assert same_weights(weights(model), snaps.by_epoch[4])
 
 
@@ -130,7 +131,7 @@ def test_an_interrupted_run_keeps_its_current_weights_for_the_checkpoint(blobs, 
     stopper = EarlyStopping(EarlyStoppingConfig(patience=5))
     snaps = Snapshots()
     history = fit(model, cfg.training, train, val, callbacks=[Script("val_loss", [1.0, 2.0, 3.0]), stopper, snaps, InterruptIn3()])
-    assert history.interrupted == "SIGINT" and stopper.best_epoch == 1 and history.best_epoch is None
+    assert history.interrupted == "SIGINT" and stopper.best_epoch == 1 and not history.restored
     assert not same_weights(weights(model), snaps.by_epoch[1])
 
 
@@ -152,8 +153,8 @@ def test_state_round_trips_and_restored_state_decides_the_same(blobs, make_confi
 def test_unknown_or_missing_monitor_is_a_config_error(blobs, make_config):
     train, val = blobs
     cfg = make_config(epochs=1)
-    with pytest.raises(ConfigError, match=r"^early_stopping.monitor must be one of loss, accuracy, val_loss, val_accuracy, got 'val_acc'$"):
-        fit(build_model(cfg.model, 20, 3), cfg.training, train, val, callbacks=[EarlyStopping(EarlyStoppingConfig(monitor="val_acc"))])
+    with pytest.raises(ConfigError, match=r"^config: training.early_stopping.monitor must be one of 'loss', 'accuracy', 'val_loss' or 'val_accuracy', got 'val_acc'$"):
+        config_from_dict({"model": {"layers": []}, "training": {"early_stopping": {"monitor": "val_acc"}}})
     with pytest.raises(ConfigError, match=r"^early_stopping.monitor 'val_loss' is not computed \(no validation data\?\)$"):
         fit(build_model(cfg.model, 20, 3), cfg.training, train, None, callbacks=[EarlyStopping(EarlyStoppingConfig())])
     for monitor in ("loss", "accuracy", "val_loss", "val_accuracy"):  # every known name is accepted
@@ -181,11 +182,11 @@ def test_nan_guard_later_keeps_the_last_good_epoch_and_flags_it(blobs, make_conf
 
     class Flags(Callback):
         def on_epoch_end(self, state, row):
-            self.extras = dict(state.extras)
+            self.stopped_by = state.stopped_by
 
     flags = Flags()
     history = fit(model, cfg.training, train, val, callbacks=[Script("loss", [1.0, 0.9, math.inf, 1.0, 1.0]), snaps, NanGuard(), flags])
-    assert len(history) == 3 and flags.extras == {"non_finite": True}
+    assert len(history) == 3 and flags.stopped_by == "non_finite"
     assert history.stop_reason == (
         "non-finite loss (inf) in epoch 3; kept the weights from the end of epoch 2 (try a lower learning rate)"
     )

@@ -172,7 +172,7 @@ def test_early_stopping_restores_the_best_epoch(blobs, make_config):
     cfg = make_config(epochs=30, early_stopping={"monitor": "val_loss", "patience": 2, "min_delta": 0.0})
     model = build_model(cfg.model, 20, 3)
     history = fit(model, cfg.training, train, val, callbacks=standard_callbacks(cfg.training, verbose=0))
-    best = history.best_epoch
+    best = history.kept_epoch
     assert best == min(history.rows, key=lambda r: r["val_loss"])["epoch"]
     if len(history) < 30:
         assert len(history) == best + 2 and "early stopping" in history.stop_reason

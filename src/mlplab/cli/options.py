@@ -32,7 +32,7 @@ Verbose = Annotated[
 ]
 Limit = Annotated[
     Optional[int],
-    typer.Option(min=1, help="Use only the first N training and N test images (quick runs, CI).", show_default="all"),
+    typer.Option(help="Use only the first N training and N test images (quick runs, CI).", show_default="all"),
 ]
 ValidateOn = Annotated[
     str,

@@ -34,7 +34,7 @@ def reproduce_command(
     verbose: options.Verbose = 1,
 ) -> None:
     """Run the tutorial's experiment end to end: data, its three models (or --configs), training, test scores, report."""
-    from mlplab.comparison import reproduce
+    from mlplab.studies import reproduce
     from mlplab.config import TUTORIAL_MODELS
     from mlplab.training.device import resolve_runtime
 
@@ -69,7 +69,7 @@ def compare_command(
     """Compare finished runs: curves, accuracy against cost, tables, per-model analysis, report.html.
 
     Runs of the same config are grouped and counted by distinct seed; two runs of one config with the same seed are refused."""
-    from mlplab.comparison import compare_runs
+    from mlplab.studies import compare_runs
 
     compare_runs(runs, out, data_dir=data_dir, print_fn=typer.echo, commands=[" ".join(["mlplab", *sys.argv[1:]])],
                  allow_mixed_datasets=allow_mixed_datasets)

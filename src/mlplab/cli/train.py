@@ -55,14 +55,15 @@ def train(
 ) -> None:
     """Train a model and write a run directory (config, history, checkpoint, model, metrics)."""
     from mlplab.config import load_config, parse_assignments
-    from mlplab.experiment import resume_run, train_run
+    from mlplab.runs import RunPlan, resume_run, start_run
     from mlplab.training.device import resolve_runtime
 
     shortcuts = shortcut_overrides(epochs, batch_size, learning_rate)
     if resume is not None:
-        if config is not None or set_ or shortcuts or dataset or seed is not None or limit is not None or overwrite:
+        if (config is not None or set_ or shortcuts or dataset or seed is not None or limit is not None or out
+                or overwrite):
             raise ConfigError("--resume continues a run as it was configured: give no CONFIG, --set, --epochs, "
-                              "--batch-size, --learning-rate, --dataset, --seed, --limit or --overwrite")
+                              "--batch-size, --learning-rate, --dataset, --seed, --limit, --out or --overwrite")
         if threads == "auto":  # the recorded count, so the resumed run ends as an uninterrupted one would
             threads = str(_recorded_threads(resume) or "auto")
     runtime = resolve_runtime(device, precision, options.parse_threads(threads))
@@ -78,13 +79,14 @@ def train(
         if seed is not None:
             overrides["training.seed"] = seed
         cfg = load_config(config).with_overrides(overrides)
-        outcome = train_run(
-            cfg, out=out or default_run_dir(cfg.name), data_dir=data_dir, limit=limit, validate_on=validate_on,
-            runtime=runtime, verbose=verbose, command=["mlplab", "train", *sys.argv[2:]], overwrite=overwrite,
+        plan = RunPlan(
+            cfg, out or default_run_dir(cfg.name), validate_on=validate_on, limit=limit,  # type: ignore[arg-type]
+            data_dir=data_dir, runtime=runtime, overwrite=overwrite, command=("mlplab", "train", *sys.argv[2:]),
         )
-    if outcome.status != "finished":
+        outcome = start_run(plan, verbose=verbose)
+    if not outcome.ok:
         typer.echo(f"error: {outcome.message}", err=True)
-        raise typer.Exit(outcome.exit_code)
+        raise typer.Exit(outcome.exit_status)
     m = outcome.metrics
     typer.echo(
         f"test loss {m['test_loss']:.4f} - test accuracy {m['test_accuracy']:.4f} "
@@ -105,11 +107,12 @@ def evaluate(
     dataset: Annotated[Optional[str], typer.Option(help="Evaluate on another dataset's test set.", show_default="the run's")] = None,
     data_dir: options.DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.", show_default="off")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Score on a --dataset whose classes are not the model's.", show_default="off")] = False,
 ) -> None:
     """Test loss and accuracy (and per class) of a saved model."""
-    from mlplab.experiment import evaluate_run
+    from mlplab.runs import evaluate_run
 
-    result = evaluate_run(run, dataset_name=dataset, data_dir=data_dir)
+    result = evaluate_run(run, dataset_name=dataset, data_dir=data_dir, force=force)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return

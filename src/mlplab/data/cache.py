@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +29,8 @@ import numpy as np
 
 from mlplab.data.idx import MAX_IDX_BYTES, idx_sha256
 from mlplab.data.locate import cache_dir
-from mlplab.errors import DataError
-from mlplab.safeio import open_regular_file, read_regular_file
+from mlplab.errors import DataError, StorageError
+from mlplab.safeio import atomic_write_with, open_regular_file, read_regular_file
 
 
 def sha256_hex(data: bytes) -> str:
@@ -92,17 +90,8 @@ def put(file_sha256: str, decoded: Decoded) -> None:
     }
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        _replace_into(folder / f"{file_sha256}.npy", lambda h: np.save(h, decoded.array, allow_pickle=False))
-        _replace_into(folder / f"{file_sha256}.json", lambda h: h.write(json.dumps(meta).encode()))
-    except OSError:
-        pass
+        atomic_write_with(folder / f"{file_sha256}.npy", lambda h: np.save(h, decoded.array, allow_pickle=False))
+        atomic_write_with(folder / f"{file_sha256}.json", lambda h: h.write(json.dumps(meta).encode()))
+    except (OSError, StorageError):
+        pass  # the cache only saves time: a read-only or full disk just means decoding again
 
-
-def _replace_into(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)

@@ -1,17 +1,16 @@
 """Verified downloads into the user cache: mirror after mirror until one serves the right bytes.
 
-A download is written to a temporary file beside its destination and moved into place
-(``os.replace``) only once complete and matching a pinned digest, so an interrupted, truncated or
-wrong download can never become a cache entry. When every mirror fails, the error lists each URL
+A download is read into memory and written (atomically, by mlplab.safeio) only once complete and
+matching a pinned digest, so an interrupted, truncated or wrong download can never become a cache
+entry. When every mirror fails, the error lists each URL
 tried with what it answered and says how to place the files by hand.
 """
 
 from __future__ import annotations
 
 import http.client
-import os
+import io
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -22,8 +21,8 @@ from mlplab.data.locate import DATA_DIR_ENV, cache_dir
 from mlplab.data.registry import ROLES, DatasetSpec, FileSpec, get_spec
 from mlplab.data.idx import MAX_IDX_BYTES
 from mlplab.data.verify import check_digest
-from mlplab.errors import DataError
-from mlplab.safeio import read_regular_file
+from mlplab.errors import DataError, StorageError
+from mlplab.safeio import atomic_write_bytes, read_regular_file
 
 MAX_BYTES = 200 * 1024 * 1024  # no MNIST-family file comes near; a runaway mirror stops here
 CHUNK = 1 << 20
@@ -92,8 +91,11 @@ class _Failed(Exception):
     """One mirror's answer, when it was not a usable file."""
 
 
-def _download_to_temp(url: str, folder: Path, progress: bool, timeout: float) -> Path:
-    """Stream ``url`` into a temporary file in ``folder``; raise _Failed with the mirror's answer."""
+def _download(url: str, progress: bool, timeout: float) -> bytes:
+    """Read ``url`` (at most MAX_BYTES) into memory; raise _Failed with the mirror's answer.
+
+    Verifying needs every byte in memory anyway; only a verified file is written (atomically).
+    """
     if not url.startswith(("https://", "http://")):
         raise _Failed("not an http(s) URL")
     request = urllib.request.Request(url, headers={"User-Agent": "mlplab (dataset download)"})
@@ -105,10 +107,10 @@ def _download_to_temp(url: str, folder: Path, progress: bool, timeout: float) ->
         raise _Failed(f"could not connect ({exc.reason})") from None
     except (OSError, http.client.HTTPException, ValueError) as exc:
         raise _Failed(f"could not connect ({exc})") from None
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{Path(url).name}.", suffix=".part")
     done = 0
+    out = io.BytesIO()
     try:
-        with response, os.fdopen(fd, "wb") as out:
+        with response:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             if total is not None and total > MAX_BYTES:
@@ -125,13 +127,9 @@ def _download_to_temp(url: str, folder: Path, progress: bool, timeout: float) ->
                 bar.close()
             if total is not None and done < total:
                 raise _Failed(f"connection closed after {done} of {total} bytes")
-        return Path(tmp)
+        return out.getvalue()
     except (OSError, http.client.HTTPException) as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise _Failed(f"connection broken after {done} bytes ({exc or type(exc).__name__})") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def fetch_file(
@@ -148,20 +146,22 @@ def fetch_file(
     for base in mirrors:
         url = base.rstrip("/") + "/" + spec.filename
         try:
-            tmp = _download_to_temp(url, dest.parent, progress, timeout)
+            data = _download(url, progress, timeout)
         except _Failed as failure:
             attempts.append((url, str(failure)))
             continue
         try:
-            _, verified = check_digest(tmp.read_bytes(), spec, spec.filename)
+            _, verified = check_digest(data, spec, spec.filename)
             if not verified:
                 raise DataError(f"sha256 does not match the published {spec.filename} ({spec.gz_sha256})")
-            os.replace(tmp, dest)
-            return url
         except DataError as exc:
             attempts.append((url, str(exc).removeprefix(f"{spec.filename}: ")))
-        finally:
-            tmp.unlink(missing_ok=True)
+            continue
+        try:
+            atomic_write_bytes(dest, data)
+        except StorageError as exc:
+            raise DataError(str(exc)) from None
+        return url
     raise MirrorsFailed(spec.filename, attempts)
 
 

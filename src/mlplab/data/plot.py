@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlplab.data.dataset import Dataset
-from mlplab.errors import DataError
+from mlplab.errors import DataError, StorageError
+from mlplab.safeio import atomic_write_with
 
 
 def save_images(dataset: Dataset, out: str | Path, *, split: str = "train", index: int = 0,
@@ -47,10 +48,9 @@ def _draw(plt, dataset: Dataset, images, labels, out: Path, index: int, rows: in
             ax.set_title(_label(dataset, int(labels[i]), i if count > 1 else None), fontsize=8 if count > 1 else 10)
             ax.axis("off")
         fig.tight_layout()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=100)
-    except OSError as exc:
-        raise DataError(f"{out}: cannot write ({exc.strerror or exc})") from None
+        atomic_write_with(out, lambda handle: fig.savefig(handle, dpi=100, format=fmt))
+    except StorageError as exc:
+        raise DataError(str(exc)) from None
     finally:
         plt.close(fig)
 

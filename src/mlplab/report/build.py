@@ -12,6 +12,7 @@ import numpy as np
 from mlplab.report import html, metrics, plots, table
 from mlplab.report.config_view import config_text
 from mlplab.report.results import DataFacts, Group, RunResult, group_runs, representative, unique_slugs
+from mlplab.safeio import atomic_write_text
 
 FLOPS_TEXT = (
     "Training FLOPs count the forward and backward matrix products: 2·in·out per weight forward, "
@@ -221,7 +222,7 @@ def write_report(
     md = f"# {title}\n\n" + table.to_markdown(rows)
     md += "".join(f"\n{t}\n" for t in (pub_note, stats_note(rows), *data_lines(datasets)) if t)
     md += "".join(f"\n> {w}\n" for w in warnings)
-    (out / "summary.md").write_text(md, encoding="utf-8")
+    atomic_write_text(out / "summary.md", md)
     artefacts["summary_md"] = out / "summary.md"
 
     n_runs = sum(len(g.runs) for g in groups)
@@ -236,7 +237,7 @@ def write_report(
         datasets=datasets, commands=list(commands), notes=list(notes), environment=dict(environment),
         flops_text=FLOPS_TEXT, warnings=warnings, table_notes=[t for t in (pub_note, stats_note(rows)) if t],
     )
-    (out / "report.html").write_text(page, encoding="utf-8")
+    atomic_write_text(out / "report.html", page)
     artefacts["report_html"] = out / "report.html"
 
     text = table.to_text(rows).rstrip("\n")

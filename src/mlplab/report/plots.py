@@ -14,6 +14,7 @@ import numpy as np
 from mlplab.report.metrics import pareto_front
 from mlplab.report.results import RunResult
 from mlplab.report.table import si
+from mlplab.safeio import atomic_write_with
 
 DPI = 130
 _PALETTE = (
@@ -55,9 +56,8 @@ def _figure(width: float, height: float):
 
 
 def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    fig.savefig(path, dpi=DPI, format="png", bbox_inches="tight", facecolor="white")
-    return path
+    return atomic_write_with(Path(path), lambda handle: fig.savefig(
+        handle, dpi=DPI, format="png", bbox_inches="tight", facecolor="white"))
 
 
 def _series(run: RunResult, key: str) -> tuple[np.ndarray, np.ndarray]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
@@ -13,6 +14,7 @@ from collections.abc import Mapping
 
 from mlplab.report.results import Group, RunResult
 from mlplab.report.stats import summarize
+from mlplab.safeio import atomic_write_text
 
 Published = Mapping[str, Mapping[str, float]]  # dataset name -> model name -> published test accuracy
 
@@ -144,17 +146,18 @@ def _clean(v):
 
 
 def write_csv(rows: list[dict], path: Path) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow([k for k, _ in COLUMNS])
-        for row in rows:
-            w.writerow(["" if (v := _clean(row[k])) is None else v for k, _ in COLUMNS])
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow([k for k, _ in COLUMNS])
+    for row in rows:
+        w.writerow(["" if (v := _clean(row[k])) is None else v for k, _ in COLUMNS])
+    atomic_write_text(path, text.getvalue())
     return path
 
 
 def write_json(rows: list[dict], path: Path, extra: dict | None = None) -> Path:
     doc = {"models": _clean(rows), **(extra or {})}
-    path.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    atomic_write_text(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
     return path
 
 

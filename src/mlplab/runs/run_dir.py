@@ -6,22 +6,22 @@
     checkpoint.safetensors  the full training state after the last completed epoch
     model.safetensors/.json the trained model and its description (when training ended)
     metrics.json            test loss and accuracy, per-class accuracy
+    .lock                   held by the process writing the run (see mlplab.runs.lock)
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlplab.errors import ModelFileError
+from mlplab.errors import ModelFileError, StorageError
+from mlplab.runs.lock import LOCK_NAME, run_lock
 from mlplab.safeio import atomic_write_text, read_json, write_json
 from mlplab.training.callbacks import Callback
 from mlplab.training.state import TrainingState
-
-
-RUN_FILES = ("run.json", "config.toml", "history.csv", "history.json", "checkpoint.safetensors",
-             "model.safetensors", "model.json", "metrics.json")
 
 
 @dataclass(frozen=True)
@@ -52,19 +52,52 @@ class RunDir:
     def metrics(self) -> Path:
         return self.path / "metrics.json"
 
-    def create(self, *, overwrite: bool = False) -> None:
-        """Make the folder; with `overwrite`, first delete the files of the run it holds (nothing else)."""
-        if self.path.exists() and any(self.path.iterdir()):
-            if not overwrite:
-                raise ModelFileError(
-                    f"{self.path} already holds a run; choose another --out, continue it with "
-                    f"`mlplab train --resume {self.path}`, or replace it with --overwrite"
-                )
-            if not self.run_json.is_file():
-                raise ModelFileError(f"{self.path} is not empty and holds no mlplab run; refusing to overwrite it")
-            for name in RUN_FILES:  # a stale checkpoint or model must not outlive the run it belonged to
-                (self.path / name).unlink(missing_ok=True)
-        self.path.mkdir(parents=True, exist_ok=True)
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every file a run writes (what `overwrite` removes; anything else in the folder is kept)."""
+        names = ("model.safetensors", "model.json")
+        return (self.run_json, self.config, self.history_csv, self.history_json, self.checkpoint, self.metrics,
+                *(self.path / n for n in names))
+
+    def holds_anything(self) -> bool:
+        return self.path.is_dir() and any(p.name != LOCK_NAME for p in self.path.iterdir())
+
+    @contextlib.contextmanager
+    def create(self, *, overwrite: bool = False) -> Iterator[None]:
+        """Make the folder and hold its lock for the block; refuse one that already holds something.
+
+        With `overwrite`, a folder holding an mlplab run (run.json) has that run's files removed;
+        a folder holding anything else is never emptied.
+        """
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"{self.path}: cannot create the run directory ({exc.strerror or exc})") from None
+        with run_lock(self.path):
+            if self.holds_anything():
+                if not overwrite:
+                    raise ModelFileError(
+                        f"{self.path} already holds a run; choose another --out, continue it with "
+                        f"`mlplab train --resume {self.path}`, or replace it with --overwrite"
+                    )
+                known = {p.name for p in self.files} | {LOCK_NAME}
+                foreign = sorted(p.name for p in self.path.iterdir()
+                                 if p.name not in known and not _leftover_temp(p.name))
+                if foreign:
+                    raise ModelFileError(
+                        f"{self.path} holds files that are not an mlplab run's ({', '.join(foreign[:3])}); not overwriting it"
+                    )
+                for path in self.files:
+                    path.unlink(missing_ok=True)
+            yield
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the lock of an existing run folder for the block."""
+        if not self.path.is_dir():
+            raise ModelFileError(f"{self.path}: no such run directory")
+        with run_lock(self.path):
+            yield
 
     def read_info(self) -> dict[str, Any]:
         if not self.run_json.is_file():
@@ -76,6 +109,11 @@ class RunDir:
         info.update(changes)
         write_json(self.run_json, info)
         return info
+
+
+def _leftover_temp(name: str) -> bool:
+    """A temporary file of safeio.atomic_file left by a process that was killed mid-write."""
+    return name.startswith(".") and name.endswith(".tmp")
 
 
 class HistoryWriter(Callback):

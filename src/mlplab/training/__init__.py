@@ -7,7 +7,9 @@ and the command line imports torch only in the commands that compute.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlplab.training.callbacks import Callback
@@ -40,8 +42,21 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *__all__])
 
 
-def standard_callbacks(config: TrainingConfig, *, checkpoint_path=None, verbose: int = 1, stream=None) -> list[Callback]:
-    """The usual callbacks in their working order: NaN guard, early stopping, checkpoint, progress."""
+def standard_callbacks(
+    config: TrainingConfig,
+    *,
+    checkpoint_path: str | Path | None = None,
+    checkpoint_extra: dict[str, Any] | None = None,
+    extra: Sequence[Callback] = (),
+    verbose: int = 1,
+    stream: TextIO | None = None,
+) -> list[Callback]:
+    """The callbacks of a training run, in their working order (the one place they are assembled).
+
+    NaN guard, early stopping (when configured), checkpoint (with a path; `checkpoint_extra` is
+    saved in it), then `extra` (the run layer's history writer, a caller's own), then progress.
+    The checkpoint comes after early stopping, so that a decision to stop is in the file.
+    """
     from mlplab.training.callbacks import EarlyStopping, NanGuard
     from mlplab.training.checkpoint import Checkpoint
     from mlplab.training.progress import ProgressPrinter
@@ -49,7 +64,11 @@ def standard_callbacks(config: TrainingConfig, *, checkpoint_path=None, verbose:
     callbacks: list[Callback] = [NanGuard()]
     if config.early_stopping is not None:
         callbacks.append(EarlyStopping(config.early_stopping))
-    if checkpoint_path is not None:
-        callbacks.append(Checkpoint(checkpoint_path, callbacks))
+    checkpoint = Checkpoint(Path(checkpoint_path), extra=checkpoint_extra) if checkpoint_path is not None else None
+    if checkpoint is not None:
+        callbacks.append(checkpoint)
+    callbacks.extend(extra)
     callbacks.append(ProgressPrinter(verbose, stream))
+    if checkpoint is not None:
+        checkpoint.watch(callbacks)  # its file holds every callback's state
     return callbacks

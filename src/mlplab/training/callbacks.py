@@ -64,11 +64,6 @@ class EarlyStopping(Callback):
         self.best_weights: dict[str, torch.Tensor] | None = None
         self.stopped_epoch: int | None = None
 
-    def on_train_begin(self, state: TrainingState) -> None:
-        known = ("loss", "accuracy", "val_loss", "val_accuracy")
-        if self.config.monitor not in known:
-            raise ConfigError(f"early_stopping.monitor must be one of {', '.join(known)}, got {self.config.monitor!r}")
-
     def _improved(self, value: float) -> bool:
         if self.best is None:
             return True
@@ -76,8 +71,8 @@ class EarlyStopping(Callback):
         return value < self.best - delta if self.mode == "min" else value > self.best + delta
 
     def on_epoch_end(self, state: TrainingState, row: dict[str, Any]) -> None:
-        value = row.get(self.config.monitor)
-        if value is None:
+        value = row.get(self.config.monitor)  # a known name (the config checks); fit checks the data for its own config
+        if value is None:  # a callback built by hand for a fit without validation data
             raise ConfigError(f"early_stopping.monitor {self.config.monitor!r} is not computed (no validation data?)")
         if math.isfinite(value) and self._improved(value):
             self.best, self.best_epoch, self.wait = value, row["epoch"], 0
@@ -88,6 +83,7 @@ class EarlyStopping(Callback):
         if self.wait >= self.config.patience:
             self.stopped_epoch = row["epoch"]
             state.stop_training = True
+            state.stopped_by = "early_stopping"
             # best is None when every value so far was NaN or infinite
             best = "no finite value" if self.best is None else f"best {self.best:.4f} at epoch {self.best_epoch}"
             state.stop_reason = (
@@ -99,7 +95,7 @@ class EarlyStopping(Callback):
             return
         if self.config.restore_best_weights and self.best_weights is not None:
             state.model.load_state_dict(self.best_weights)
-            state.history.best_epoch = self.best_epoch
+            state.history.kept_epoch = self.best_epoch
 
     def state_dict(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         values = {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "stopped_epoch": self.stopped_epoch}
@@ -112,7 +108,14 @@ class EarlyStopping(Callback):
 
 
 class NanGuard(Callback):
-    """A non-finite loss stops training and puts back the weights of the last good epoch."""
+    """A non-finite training or validation loss, or non-finite outputs, stops training and puts
+    back the weights of the last good epoch.
+
+    The epoch's training loss is an average over weights that changed during the epoch, so it can
+    be finite while the weights at its end already give NaN: the end-of-epoch weights are also
+    checked on the validation loss and on a probe of training rows (`state.extras["probe"]`, set
+    by fit), and only weights that pass are kept as "last good".
+    """
 
     def __init__(self) -> None:
         self.last_good: dict[str, torch.Tensor] | None = None
@@ -121,16 +124,32 @@ class NanGuard(Callback):
         self.last_good = _copy_weights(state)
 
     def on_epoch_end(self, state: TrainingState, row: dict[str, Any]) -> None:
-        if math.isfinite(row["loss"]):
+        problem = _non_finite(state, row)
+        if problem is None:
             self.last_good = _copy_weights(state)
             return
         assert self.last_good is not None  # set in on_train_begin
         state.model.load_state_dict(self.last_good)
         good = row["epoch"] - 1
         state.stop_training = True
+        state.stopped_by = "non_finite"
         state.stop_reason = (
-            f"non-finite loss ({row['loss']}) in epoch {row['epoch']}; kept the weights from "
+            f"non-finite {problem} in epoch {row['epoch']}; kept the weights from "
             + (f"the end of epoch {good}" if good else "initialisation")
             + " (try a lower learning rate)"
         )
-        state.extras["non_finite"] = True
+
+
+def _non_finite(state: TrainingState, row: dict[str, Any]) -> str | None:
+    """What is not finite after this epoch (None when all is well)."""
+    for key, name in (("loss", "loss"), ("val_loss", "validation loss")):
+        value = row.get(key)
+        if value is not None and not math.isfinite(value):
+            return f"{name} ({value})"
+    probe = state.extras.get("probe")
+    if probe is not None:
+        with torch.no_grad(), state.runtime.autocast():
+            outputs = state.model.predict_logits(probe, len(probe))
+        if not bool(torch.isfinite(outputs).all()):
+            return "outputs (the weights at the end of the epoch give NaN or infinity)"
+    return None

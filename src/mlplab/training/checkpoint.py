@@ -22,7 +22,9 @@ from mlplab.training.state import TrainingState
 FORMAT = "mlplab.checkpoint/1"
 
 
-def save_checkpoint(path: Path, state: TrainingState, callbacks: list[Callback]) -> None:
+def save_checkpoint(path: Path, state: TrainingState, callbacks: list[Callback],
+                    extra: dict[str, Any] | None = None) -> None:
+    """Write the training state; `extra` (JSON-able: the run's whole config) rides along in the metadata."""
     tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in state.model.state_dict().items()}
     optim = state.optimizer.state_dict()
     for index, slots in optim["state"].items():
@@ -44,6 +46,10 @@ def save_checkpoint(path: Path, state: TrainingState, callbacks: list[Callback])
         "dropout_rng": [layer.rng.bit_generator.state for layer in state.model.dropout_layers()],
         "callbacks": callback_values,
         "config": state.config.model_dump(mode="json"),
+        # A callback's decision to stop (early stopping, a non-finite loss) is part of the state: a
+        # run resumed after it (during the refit, say) must not train past it.
+        "stop": {"stop_training": state.stop_training, "stop_reason": state.stop_reason, "stopped_by": state.stopped_by},
+        "extra": extra or {},
     }
     save_tensors(path, tensors, metadata={"mlplab": json.dumps(meta)})
 
@@ -73,9 +79,27 @@ def load_checkpoint(path: Path, state: TrainingState, callbacks: list[Callback])
                 saved["values"], {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
             )
     except (KeyError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{path}: not a usable mlplab checkpoint ({exc})") from None
+        # torch's size-mismatch report spans many lines; its first says what is wrong.
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(":. ")
+        raise ModelFileError(f"{path}: not a usable mlplab checkpoint ({first})") from None
     state.epoch, state.step = meta["epoch"], meta["step"]
     state.history = History.from_json(meta["history"])
+    stop = meta.get("stop", {})
+    state.stop_training = bool(stop.get("stop_training", False))
+    state.stop_reason, state.stopped_by = stop.get("stop_reason"), stop.get("stopped_by")
+
+
+def read_checkpoint_extra(path: Path) -> dict[str, Any]:
+    """The `extra` metadata a checkpoint was saved with (the run's config), without loading its state."""
+    _, metadata = load_tensors(path)
+    try:
+        meta = json.loads(metadata["mlplab"])
+        extra = meta.get("extra", {})
+        if not isinstance(extra, dict):
+            raise ValueError("extra is not a table")
+    except (KeyError, ValueError, AttributeError) as exc:
+        raise ModelFileError(f"{path}: not a usable mlplab checkpoint ({exc})") from None
+    return extra
 
 
 def _optimizer_state(tensors: dict[str, torch.Tensor], param_groups: list[dict[str, Any]]) -> dict[str, Any]:
@@ -90,15 +114,21 @@ def _optimizer_state(tensors: dict[str, torch.Tensor], param_groups: list[dict[s
 class Checkpoint(Callback):
     """Writes the training state atomically at the end of every epoch (after the other callbacks)."""
 
-    def __init__(self, path: Path, callbacks: list[Callback]) -> None:
+    def __init__(self, path: Path, callbacks: list[Callback] | None = None, extra: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
-        self.callbacks = callbacks  # whose state goes into the file (all of fit's callbacks)
+        # Whose state goes into the file: all of fit's callbacks. Given here, or by `watch` once
+        # the list is complete (mlplab.runs assembles the list, then hands it over).
+        self.callbacks: list[Callback] = list(callbacks) if callbacks is not None else [self]
+        self.extra = extra
+
+    def watch(self, callbacks: list[Callback]) -> None:
+        self.callbacks = list(callbacks)
 
     def on_train_begin(self, state: TrainingState) -> None:
         if state.epoch == 0:  # so that even an interruption during the first epoch can be resumed
-            save_checkpoint(self.path, state, self.callbacks)
+            save_checkpoint(self.path, state, self.callbacks, self.extra)
 
     def on_epoch_end(self, state: TrainingState, row: dict[str, Any]) -> None:
-        if state.extras.get("non_finite"):
+        if state.stopped_by == "non_finite":
             return  # the optimizer's moments are poisoned; keep the last good checkpoint
-        save_checkpoint(self.path, state, self.callbacks)
+        save_checkpoint(self.path, state, self.callbacks, self.extra)

@@ -87,14 +87,20 @@ class Schedule(Strict):
     _warmup = field_validator("warmup_fraction")(unit_interval)
 
 
+# The metrics early stopping can watch (a history row's columns) and which way is better.
+MONITOR_MODES: dict[str, Literal["min", "max"]] = {
+    "loss": "min", "accuracy": "max", "val_loss": "min", "val_accuracy": "max",
+}
+
+
 class EarlyStopping(Strict):
     """Stop when `monitor` has not improved by `min_delta` for `patience` epochs.
 
     restore_best_weights defaults to true (unlike Keras): the kept model is then the one the
-    validation data preferred, and the run records which epoch that was.
+    validation data preferred, and the run records which epoch that was (the kept epoch).
     """
 
-    monitor: str = "val_loss"
+    monitor: Literal["loss", "accuracy", "val_loss", "val_accuracy"] = "val_loss"
     mode: Literal["auto", "min", "max"] = "auto"
     patience: int = 3
     min_delta: float = 0.0
@@ -104,9 +110,12 @@ class EarlyStopping(Strict):
 
     @property
     def resolved_mode(self) -> Literal["min", "max"]:
-        if self.mode != "auto":
-            return self.mode
-        return "max" if "acc" in self.monitor else "min"
+        return MONITOR_MODES[self.monitor] if self.mode == "auto" else self.mode
+
+    @property
+    def needs_validation(self) -> bool:
+        """Whether the monitored metric is computed on validation data."""
+        return self.monitor.startswith("val_")
 
 
 class TrainingConfig(Strict):
@@ -141,7 +150,7 @@ class TrainingConfig(Strict):
     @model_validator(mode="after")
     def _monitor_needs_validation(self) -> "TrainingConfig":
         es = self.early_stopping
-        if es is not None and es.monitor.startswith("val_") and self.validation_split == 0:
+        if es is not None and es.needs_validation and self.validation_split == 0:
             raise ValueError(
                 f"early_stopping.monitor = {es.monitor!r} needs validation data, but validation_split = 0"
             )

@@ -17,8 +17,9 @@ class History:
     def __init__(self, rows: list[dict[str, Any]] | None = None) -> None:
         self.rows: list[dict[str, Any]] = [dict(r) for r in rows or []]
         # How training ended, filled in by fit and its callbacks.
-        self.best_epoch: int | None = None  # epoch whose weights the model holds, when restored
+        self._kept_epoch: int | None = None  # set when earlier weights were put back
         self.stop_reason: str | None = None
+        self.stopped_by: str | None = None  # "early_stopping" or "non_finite" (None: ran all its epochs)
         self.interrupted: str | None = None
 
     @property
@@ -27,8 +28,17 @@ class History:
 
     @property
     def kept_epoch(self) -> int:
-        """The epoch whose weights the trained model holds."""
-        return self.best_epoch if self.best_epoch is not None else self.epochs_run
+        """The epoch whose weights the trained model holds: the last one unless earlier weights were restored."""
+        return self._kept_epoch if self._kept_epoch is not None else self.epochs_run
+
+    @kept_epoch.setter
+    def kept_epoch(self, epoch: int) -> None:
+        self._kept_epoch = epoch
+
+    @property
+    def restored(self) -> bool:
+        """Whether the model holds an earlier epoch's weights (early stopping's restore)."""
+        return self._kept_epoch is not None
 
     def append(self, row: dict[str, Any]) -> None:
         self.rows.append(dict(row))
@@ -76,17 +86,20 @@ class History:
         return {
             "rows": [{k: (v if _json_safe(v) else str(v)) for k, v in r.items()} for r in self.rows],
             "epochs_run": self.epochs_run,
-            "best_epoch": self.best_epoch,
             "kept_epoch": self.kept_epoch,
+            "restored": self.restored,
             "stop_reason": self.stop_reason,
+            "stopped_by": self.stopped_by,
             "interrupted": self.interrupted,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "History":
         history = cls([{k: (float(v) if v in ("nan", "inf", "-inf") else v) for k, v in r.items()} for r in data["rows"]])
-        history.best_epoch = data.get("best_epoch")
+        if data.get("restored") or data.get("best_epoch") is not None:  # "best_epoch": files before 0.2
+            history.kept_epoch = data.get("kept_epoch") or data["best_epoch"]
         history.stop_reason = data.get("stop_reason")
+        history.stopped_by = data.get("stopped_by")
         history.interrupted = data.get("interrupted")
         return history
 

@@ -30,6 +30,7 @@ from mlplab.training.optim import flatten_parameters, learning_rate_at, make_opt
 from mlplab.training.state import TrainingState
 
 ArrayPair = tuple[Any, Any]
+PROBE_ROWS = 256
 
 
 def as_tensors(pair: ArrayPair, runtime: Runtime, num_features: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,7 +88,7 @@ def fit(
     if int(y.max()) >= model.num_classes or int(y.min()) < 0:
         raise ValueError(f"labels must be in [0, {model.num_classes}), got range [{int(y.min())}, {int(y.max())}]")
     es = config.early_stopping
-    if es is not None and es.monitor.startswith("val_") and val is None:
+    if es is not None and es.needs_validation and val is None:
         raise ConfigError(f"early_stopping.monitor = {es.monitor!r} needs validation data")
     callbacks = list(callbacks)
     parameters = flatten_parameters(model)
@@ -103,6 +104,7 @@ def fit(
         history=History(),
         generator=torch.Generator().manual_seed(config.seed),
         steps_per_epoch=math.ceil(len(x) / config.batch_size),
+        extras={"probe": x[:PROBE_ROWS]},  # NanGuard checks the end-of-epoch weights' outputs on it
     )
     # mlplab's CPU dropout has its own generators (seeded here, saved in checkpoints); anything that
     # draws from torch's global generator (dropout on a GPU) is seeded inside a fork, so that the
@@ -121,6 +123,7 @@ def fit(
             for callback in callbacks:
                 callback.on_epoch_end(state, row)
         state.history.stop_reason = state.stop_reason
+        state.history.stopped_by = state.stopped_by
         state.history.interrupted = state.interrupted
         for callback in callbacks:
             callback.on_train_end(state)

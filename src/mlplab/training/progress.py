@@ -77,5 +77,5 @@ class ProgressPrinter(Callback):
             return
         if state.stop_reason:
             self._write(f"Stopped: {state.stop_reason}\n")
-        if state.history.best_epoch is not None and not state.interrupted:
-            self._write(f"Restored the weights from the end of epoch {state.history.best_epoch} (the best).\n")
+        if state.history.restored and not state.interrupted:
+            self._write(f"Restored the weights from the end of epoch {state.history.kept_epoch} (the best).\n")

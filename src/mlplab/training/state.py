@@ -29,6 +29,7 @@ class TrainingState:
     step: int = 0  # optimizer steps taken
     stop_training: bool = False  # set by callbacks to stop after the current epoch
     stop_reason: str | None = None
+    stopped_by: str | None = None  # "early_stopping" or "non_finite" when a callback stopped training
     interrupted: str | None = None  # name of the signal that interrupted training mid-epoch
     extras: dict = field(default_factory=dict)
 

@@ -114,14 +114,29 @@ def open_study(plan: SearchPlan, space: SearchSpace, *, worker: int = 0):
     """Create the study, or load it and check it searches the same space for the same objectives."""
     optuna = import_optuna()
     storage = open_storage(plan.storage, plan.out, heartbeat=plan.heartbeat)
-    seed = plan.seed * 1000 + worker
-    if is_database(plan.storage):  # workers on other machines must not draw the same samples
-        seed = (seed + zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode())) % 2**31
+    name = study_name(plan, space)
+    directions = objectives.directions(plan.costs)
+    # The process that creates the study samples with --seed itself (one worker: reproducible);
+    # every other worker (here or on other machines) mixes in its host and pid, or all would
+    # draw the same parameters from the same empty history.
+    created = False
+    try:
+        optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        try:
+            optuna.create_study(storage=storage, study_name=name, directions=directions)
+            created = True
+        except optuna.exceptions.DuplicatedStudyError:
+            pass
+    seed = plan.seed if created and worker == 0 else (
+        plan.seed + zlib.crc32(f"{socket.gethostname()}:{os.getpid()}:{worker}".encode())) % 2**31
     sampler = (optuna.samplers.TPESampler(seed=seed) if plan.sampler == "tpe"
                else optuna.samplers.NSGAIISampler(seed=seed))
-    name = study_name(plan, space)
-    study = optuna.create_study(storage=storage, study_name=name, directions=objectives.directions(plan.costs),
-                                sampler=sampler, load_if_exists=True)
+    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+    if list(study.directions) != [optuna.study.StudyDirection.MAXIMIZE if d == "maximize"
+                                  else optuna.study.StudyDirection.MINIMIZE for d in directions]:
+        raise ConfigError(f"study {name!r} optimises {len(study.directions)} objectives, not "
+                          f"val_accuracy and {', '.join(plan.costs)}; continue it with the same --objectives, or use another --study")
     wanted = {"space": space.name, "space_text": space.source_text, "costs": list(plan.costs),
               "dataset": plan.dataset or space.base.dataset, "limit": plan.limit, "seed": plan.seed}
     recorded = study.user_attrs.get(STUDY_ATTR)
@@ -140,7 +155,7 @@ def open_study(plan: SearchPlan, space: SearchSpace, *, worker: int = 0):
 
 # ---------------------------------------------------------------- one worker
 
-def run_worker(plan: SearchPlan, *, worker: int = 0, print_fn: Printer = print, verbose: int = 0) -> bool:
+def run_worker(plan: SearchPlan, *, worker: int = 0, print_fn: Printer = print, verbose: int = 0, study=None) -> bool:
     """Pull and run trials until the study holds `plan.trials` complete ones; False when interrupted."""
     optuna = import_optuna()
     from mlplab.runs import load_run_dataset
@@ -148,7 +163,7 @@ def run_worker(plan: SearchPlan, *, worker: int = 0, print_fn: Printer = print, 
     from mlplab.training.device import resolve_runtime
 
     space = load_space(plan.space)
-    study = open_study(plan, space, worker=worker)
+    study = study or open_study(plan, space, worker=worker)
     runtime = resolve_runtime(plan.device, "fp32", plan.threads_per_worker)
     dataset = load_run_dataset(plan.dataset or space.base.dataset, data_dir=plan.data_dir, limit=plan.limit)
     host, pid = socket.gethostname(), os.getpid()
@@ -199,6 +214,8 @@ def reap_dead_trials(study, host: str) -> None:
     from mlplab.runs.lock import is_locked
 
     optuna.storages.fail_stale_trials(study)
+    if optuna.storages._heartbeat.is_heartbeat_enabled(study._storage):
+        return  # a database with heartbeats: a dead worker's trial goes stale, here or elsewhere
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         lock = t.user_attrs.get("worker_lock")
         if t.user_attrs.get("host") != host or not lock or is_locked(Path(lock)):
@@ -341,7 +358,7 @@ def run_search(plan: SearchPlan, *, print_fn: Printer = print, verbose: int = 0,
             children.append(proc)
     interrupted = False
     try:
-        interrupted = not run_worker(plan, worker=0, print_fn=print_fn, verbose=verbose)
+        interrupted = not run_worker(plan, worker=0, print_fn=print_fn, verbose=verbose, study=study)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -458,6 +475,22 @@ def train_references(plan: SearchPlan, space: SearchSpace, study, dataset, runti
 def _train_or_reuse(config: ExperimentConfig, run_path: Path, plan: SearchPlan, dataset, runtime, verbose: int,
                     keep_result: bool = False) -> dict[str, Any]:
     """Train `config` into `run_path`; reuse the run when it finished, resume it when it was interrupted."""
+    from mlplab.errors import RunBusyError
+    from mlplab.runs import RunDir, RunPlan, open_run, resume_run, start_run
+    from mlplab.runs.lock import is_locked
+
+    run = RunDir(run_path)
+    while True:  # another worker of the same study may be refitting the same trial: wait for it, then reuse
+        while is_locked(run_path):
+            time.sleep(0.5)
+        try:
+            return _train_or_reuse_once(config, run_path, plan, dataset, runtime, verbose, keep_result)
+        except RunBusyError:
+            continue
+
+
+def _train_or_reuse_once(config: ExperimentConfig, run_path: Path, plan: SearchPlan, dataset, runtime, verbose: int,
+                         keep_result: bool) -> dict[str, Any]:
     from mlplab.runs import RunDir, RunPlan, open_run, resume_run, start_run
 
     run = RunDir(run_path)

@@ -161,3 +161,42 @@ def test_a_front_config_trains_with_mlplab_train(tmp_path, data_dir, started):
     import json
 
     assert json.loads(again)["test_accuracy"] == json.loads(refit)["test_accuracy"]  # the same model, trained again
+
+
+def test_ctrl_c_saves_and_the_same_command_continues_the_study(tmp_path, data_dir, started):
+    from optuna.trial import TrialState
+
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE.replace('"training.epochs" = 3', '"training.epochs" = 6'))
+    out = tmp_path / "search"
+    out.mkdir()
+    first = _worker(space, out, "--trials", "3", "--refit-top", "1")
+    started.append(first)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
+    load = lambda: optuna.load_study(study_name="tiny-space", storage=storage)  # noqa: E731
+    end = time.monotonic() + 120
+    interrupted = None
+    while interrupted is None and time.monotonic() < end:  # Ctrl-C once a trial has saved an epoch
+        try:
+            running = load().get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        except KeyError:
+            running = []
+        for t in running:
+            run_dir = t.user_attrs.get("run_dir")
+            if run_dir and (Path(run_dir) / "checkpoint.safetensors").is_file():
+                first.send_signal(signal.SIGINT)
+                interrupted = t.number
+        time.sleep(0.05)
+    output, _ = first.communicate(timeout=120)
+    assert interrupted is not None and first.returncode == 130, output
+    assert "run the same command again" in output.lower()
+    again = _worker(space, out, "--trials", "3", "--refit-top", "1")
+    started.append(again)
+    output, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, output
+    study = load()
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    assert len(complete) == 3
+    resumed = [t for t in complete if t.system_attrs.get("failed_trial") == interrupted]
+    assert len(resumed) == 1 and resumed[0].user_attrs.get("resumed")  # continued from its checkpoint, not retrained
+    assert len({tuple(sorted(t.params.items())) for t in complete}) == 3

@@ -99,7 +99,7 @@ def _pareto_plot(data: dict[str, Any], path: Path) -> Path:
         ax.scatter([t["values"][1] for t in trials], [t["values"][0] for t in trials], s=18, color="#9aa7bd",
                    label="trial (validation accuracy)", zorder=2)
         front = sorted((t for t in trials if t["number"] in data["front"]), key=lambda t: t["values"][1])
-        ax.plot([t["values"][1] for t in front], [t["values"][0] for t in front], "-o", color="#1f77b4", ms=6,
+        ax.plot([t["values"][1] for t in front], [t["values"][0] for t in front], "-o", color="#1f77b4", ms=6, drawstyle="steps-post",
                 label="Pareto front", zorder=3)
         for t in front:
             ax.annotate(str(t["number"]), (t["values"][1], t["values"][0]), textcoords="offset points", xytext=(4, -10),

@@ -12,9 +12,16 @@ from html import escape
 from pathlib import Path
 from typing import Any, Callable
 
-from mlplab.report.html import CSS, data_uri
+from mlplab.report.html import data_uri
 from mlplab.safeio import atomic_write_text, write_json
 from mlplab.studies.search.objectives import COSTS
+
+def _css() -> str:
+    """The comparison report's stylesheet, so that both pages look alike."""
+    from importlib import resources
+
+    return (resources.files("mlplab.report") / "templates" / "report.css").read_text(encoding="utf-8")
+
 
 SORT_JS = """
 document.querySelectorAll('table.sortable th').forEach((th, col) => th.addEventListener('click', () => {
@@ -186,7 +193,7 @@ def render(data: dict[str, Any], paths: dict[str, Path], importances: dict[str, 
     title = f"Search {data['study']}: validation accuracy against {COSTS[costs[0]]}"
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           f"<title>{escape(title)}</title><style>{CSS}th{{cursor:pointer}}tr.front td{{font-weight:600}}</style></head><body>",
+           f"<title>{escape(title)}</title><style>{_css()}th{{cursor:pointer}}tr.front td{{font-weight:600}}</style></head><body>",
            f"<header><h1>{escape(title)}</h1><p>{len(trials)} complete trial(s) of space {escape(str(meta.get('space')))} "
            f"on {escape(str(meta.get('dataset')))}{f' (first {limit} images)' if limit else ''}; "
            f"front: {len(data['front'])} trial(s)</p></header><main>",

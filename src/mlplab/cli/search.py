@@ -12,18 +12,18 @@ import typer
 def search_command(
     space: Annotated[str, typer.Argument(help="A search-space file (.toml) or a shipped space's name (tutorial-space).")],
     trials: Annotated[int, typer.Option(min=1, help="Stop when the study holds this many complete trials.")] = 20,
-    timeout: Annotated[Optional[float], typer.Option(help="Stop starting trials after this many seconds (default: no limit).")] = None,
+    timeout: Annotated[Optional[float], typer.Option(help="Stop starting trials after this many seconds (default: no limit).", show_default="no limit")] = None,
     out: Annotated[Path, typer.Option(help="Folder for the study file, trials/, refit/, front/ and the report.")] = Path("searches/search"),
-    storage: Annotated[Optional[str], typer.Option(help="postgresql://user:pass@host/db (many machines), or a journal file (default: OUT/study.journal).")] = None,
-    study: Annotated[Optional[str], typer.Option(help="Study name in the storage (default: the space's name).")] = None,
+    storage: Annotated[Optional[str], typer.Option(help="postgresql://user:pass@host/db (many machines), or a journal file (default: OUT/study.journal).", show_default="OUT/study.journal")] = None,
+    study: Annotated[Optional[str], typer.Option(help="Study name in the storage.", show_default="the space's name")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes on this machine.")] = 1,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads per worker (default: cores / workers).")] = None,
-    objectives: Annotated[Optional[str], typer.Option(help="Costs to minimise against validation accuracy, comma-separated: train_flops, seconds, params, inference_flops (default: train_flops).")] = None,
+    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads per worker (default: cores / workers).", show_default="cores / workers")] = None,
+    objectives: Annotated[Optional[str], typer.Option(help="Costs to minimise against validation accuracy, comma-separated: train_flops, seconds, params, inference_flops (default: train_flops).", show_default="train_flops")] = None,
     sampler: Annotated[str, typer.Option(help="tpe or nsga2 (seeded by --seed).")] = "tpe",
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset (default: the space's base config's, mnist).")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with one sub-folder per dataset (default: $MLPLAB_DATA_DIR, then the cache).")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset (default: the space's base config's, mnist).", show_default="the base config's")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder with one sub-folder per dataset (default: $MLPLAB_DATA_DIR, then the cache).", show_default="$MLPLAB_DATA_DIR, then the cache")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the sampler.")] = 0,
-    limit: Annotated[Optional[int], typer.Option(help="Train every trial on the first N images (quick tries, CI).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Train every trial on the first N images (quick tries, CI).", show_default="all images")] = None,
     refit_top: Annotated[int, typer.Option(min=0, help="Refit at most N front trials on all training images and score them on the test set.")] = 5,
     reference: Annotated[bool, typer.Option("--reference/--no-reference", help="Train the tutorial's three models as the trials are, to mark them on the front.")] = True,
     heartbeat: Annotated[int, typer.Option(min=1, help="Database storage: seconds between a worker's heartbeats; a trial silent for twice this is failed and re-queued.")] = 60,
@@ -49,8 +49,8 @@ def search_command(
 
 def search_report_command(
     out: Annotated[Path, typer.Option(help="Folder for report.html.")] = Path("searches/report"),
-    storage: Annotated[Optional[str], typer.Option(help="The study's storage: a database URL or a study.journal file.")] = None,
-    study: Annotated[Optional[str], typer.Option(help="The study's name (default: the storage's only study).")] = None,
+    storage: Annotated[Optional[str], typer.Option(help="The study's storage: a database URL or a study.journal file (required).", show_default="none")] = None,
+    study: Annotated[Optional[str], typer.Option(help="The study's name (default: the storage's only study).", show_default="the space's name")] = None,
 ) -> None:
     """Build a search's report from its storage alone (on any machine that can reach it)."""
     from mlplab.errors import ConfigError

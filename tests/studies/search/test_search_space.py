@@ -94,3 +94,16 @@ def test_objectives_parse_and_refuse_unknown_costs():
     assert parse_objectives("params, seconds") == ("params", "seconds")
     with pytest.raises(ConfigError, match="unknown cost 'flops'"):
         parse_objectives("flops")
+
+
+@pytest.mark.parametrize("command", ["search", "search-report"])
+def test_search_help_states_every_default(capsys, monkeypatch, command):
+    from mlplab.cli.main import main
+
+    monkeypatch.setenv("COLUMNS", "300")
+    assert main([command, "--help"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines()
+            if line.lstrip("│ *").startswith("--") and "--help" not in line]
+    assert rows
+    for row in rows:
+        assert "[default: " in row or "[required]" in row, row

@@ -42,10 +42,11 @@ from mlplab.cli import data as _data  # noqa: E402
 from mlplab.cli import model as _model  # noqa: E402
 from mlplab.cli import predict as _predict  # noqa: E402
 from mlplab.cli import report as _report  # noqa: E402
+from mlplab.cli import search as _search  # noqa: E402
 from mlplab.cli import serve as _serve  # noqa: E402
 from mlplab.cli import train as _train  # noqa: E402
 
-for _group in (_data, _model, _train, _report, _predict, _serve):
+for _group in (_data, _model, _train, _report, _predict, _serve, _search):
     _group.register(app)
 
 

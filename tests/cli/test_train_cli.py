@@ -172,7 +172,7 @@ def test_fashion_mnist_trains_unchanged(tmp_path, capsys):
     assert json.loads((out / "metrics.json").read_text())["test_accuracy"] > 0.5
 
 
-def test_threads_option_sets_torchs_thread_count(tmp_path, capsys):
+def test_threads_option_sets_torchs_thread_count(mnist_dir, tmp_path, capsys):
     before = torch.get_num_threads()
     try:
         code, _, err = run_cli(["train", "tutorial-50-25", "--limit", "500", "--set", "training.epochs=1",

@@ -148,7 +148,7 @@ def test_a_float_key_still_takes_an_integer():
     assert config_from_dict({"model": {"layers": [{"type": "dropout", "rate": 0}]}}).model.layers[0].rate == 0.0
 
 
-def test_a_model_too_large_is_a_one_line_cli_error_and_creates_nothing(tmp_path, capsys):
+def test_a_model_too_large_is_a_one_line_cli_error_and_creates_nothing(mnist_dir, tmp_path, capsys):
     from mlplab.cli.main import main
 
     out = tmp_path / "run"

@@ -133,7 +133,7 @@ def test_the_config_key_is_validated():
     assert config_from_dict({"model": {}}).training.gradients == "auto"
 
 
-def test_run_json_records_the_forced_step(tmp_path, capsys):
+def test_run_json_records_the_forced_step(mnist_dir, tmp_path, capsys):
     from mlplab.cli.main import main
 
     out = tmp_path / "run"

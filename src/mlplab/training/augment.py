@@ -116,3 +116,11 @@ class Augmenter:
             grid = grid + self.displacement(n)
         out = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         return out.reshape(n, self.height * self.width)
+
+
+def augment_images(config: Augment, images: np.ndarray, *, seed: int) -> np.ndarray:
+    """uint8 images (N, H, W) distorted as training would distort them, as floats in 0-255 (for pictures)."""
+    n = len(images)
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32).reshape(n, -1) / 255)
+    shape = resolve_image_shape(x.shape[1], tuple(images.shape[1:]))
+    return Augmenter(config, shape, "cpu", seed)(x).numpy().reshape(images.shape) * 255

@@ -213,3 +213,12 @@ def test_the_smoothing_matrix_equals_a_zero_padded_gaussian_convolution():
     conv = torch.nn.functional.conv2d(conv, taps.view(1, 1, -1, 1), padding=(radius, 0)).squeeze(1)
     k = gaussian_matrix(sigma, size, torch.device("cpu")).double()
     torch.testing.assert_close(k @ field @ k.t(), conv, rtol=1e-5, atol=1e-6)
+
+
+def test_the_sampling_grid_is_affine_grids():
+    import torch.nn.functional as F
+
+    a = Augmenter(Augment(**ON), (28, 28), "cpu", seed=3)
+    theta = a.theta(5)
+    ours = torch.matmul(a.base, theta.transpose(1, 2)).view(5, 28, 28, 2)
+    torch.testing.assert_close(ours, F.affine_grid(theta, [5, 1, 28, 28], align_corners=False), rtol=1e-6, atol=1e-6)

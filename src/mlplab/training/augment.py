@@ -1,6 +1,7 @@
 """Random affine and elastic distortions of training batches, on the training device.
 
-One `affine_grid` + `grid_sample` per batch: each image gets its own random rotation, scale,
+One sampling grid (the identity grid times per-image matrices, as `affine_grid` builds it) and one
+`grid_sample` per batch: each image gets its own random rotation, scale,
 shear and shift (a 2×3 matrix); an elastic distortion (Simard et al. 2003: a uniform random
 displacement field smoothed by a Gaussian of width σ, scaled by α pixels) is added to the
 sampling grid before the one `grid_sample`. Bilinear sampling with zero padding takes convex
@@ -73,6 +74,11 @@ class Augmenter:
         self.height, self.width = image_shape
         self.device = torch.device(device)
         self.generator = torch.Generator(device=self.device).manual_seed(augment_seed(seed))
+        # The identity sampling grid in homogeneous coordinates (H·W, 3): a batch's grid is one batched
+        # product with its matrices (what affine_grid computes, without its per-call setup: 1.5 ms of 4 here).
+        identity = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], device=self.device)
+        base = F.affine_grid(identity, [1, 1, self.height, self.width], align_corners=False)
+        self.base = torch.cat([base.reshape(-1, 2), torch.ones(self.height * self.width, 1, device=self.device)], 1)
         self.elastic = config.elastic_alpha > 0
         if self.elastic:
             self.smooth_rows = gaussian_matrix(config.elastic_sigma, self.height, self.device)
@@ -111,7 +117,7 @@ class Augmenter:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         n = len(x)
         images = x.view(n, 1, self.height, self.width) if x.is_contiguous() else x.reshape(n, 1, self.height, self.width)
-        grid = F.affine_grid(self.theta(n), [n, 1, self.height, self.width], align_corners=False)
+        grid = torch.matmul(self.base, self.theta(n).transpose(1, 2)).view(n, self.height, self.width, 2)
         if self.elastic:
             grid = grid + self.displacement(n)
         out = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -114,3 +114,35 @@ def test_help_shows_every_default(capsys, monkeypatch, command):
     assert rows
     for row in rows:
         assert "[default: " in row or "[required]" in row, row
+
+
+def test_show_augmented_training_samples(capsys, data_dir, mnist, tmp_path):
+    config = tmp_path / "aug.toml"
+    config.write_text('name = "aug"\n[model]\nlayers = []\n[training.augment]\nshift = 2.0\nrotate = 15.0\nelastic_alpha = 30.0\nelastic_sigma = 4.0\n')
+    plain, augmented = tmp_path / "plain.png", tmp_path / "aug.png"
+    assert run(capsys, "data", "show", "mnist", "--grid", "2x4", "--out", str(plain))[0] == 0
+    code, out, err = run(capsys, "data", "show", "mnist", "--grid", "2x4", "--augment", str(config), "--out", str(augmented))
+    assert code == 0 and out.strip() == f"wrote {augmented}", err
+    with Image.open(plain) as a, Image.open(augmented) as b:
+        assert a.size == b.size
+        assert np.abs(np.asarray(a.convert("L"), float) - np.asarray(b.convert("L"), float)).mean() > 1.0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--split", "test"], "training images only"),
+    (["--augment", "no-such-config"], "no config file or shipped config"),
+])
+def test_show_augment_errors(capsys, data_dir, tmp_path, argv, message):
+    if "--augment" not in argv:
+        config = tmp_path / "aug.toml"
+        config.write_text('name = "aug"\n[model]\nlayers = []\n[training.augment]\nshift = 2.0\n')
+        argv = [*argv, "--augment", str(config)]
+    code, _, err = run(capsys, "data", "show", "mnist", "--out", str(tmp_path / "x.png"), *argv)
+    assert code != 0 and message in err
+
+
+def test_show_augment_refuses_a_config_without_augmentation(capsys, data_dir, tmp_path):
+    config = tmp_path / "plain.toml"
+    config.write_text('name = "plain"\n[model]\nlayers = []\n')
+    code, _, err = run(capsys, "data", "show", "mnist", "--augment", str(config), "--out", str(tmp_path / "x.png"))
+    assert code != 0 and "training.augment is off" in err and len(err.strip().splitlines()) == 1

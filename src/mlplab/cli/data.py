@@ -79,6 +79,9 @@ def show(
                                                  show_default="0")] = None,
     grid: Annotated[Optional[str], typer.Option(help="Show ROWSxCOLS images (e.g. 4x8) instead of one.",
                                                 show_default="one image")] = None,
+    augment: Annotated[Optional[str], typer.Option(
+        help="Config (file or shipped name) whose training.augment distorts the images, as in training.",
+        show_default="no distortion")] = None,
     data_dir: DataDir = None,
     download: Download = True,
 ) -> None:
@@ -90,9 +93,27 @@ def show(
         shape = parse_grid(grid) if grid is not None else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--grid") from None
+    transform = None
+    if augment is not None:
+        if split is not Split.train:
+            raise typer.BadParameter("augmentation applies to training images only", param_hint="--split")
+        transform = _augmentation(augment)
     ds = load_dataset(dataset, data_dir=data_dir, download=download)
-    path = save_images(ds, out, split=split.value, index=index or 0, grid=shape)
+    path = save_images(ds, out, split=split.value, index=index or 0, grid=shape, transform=transform)
     typer.echo(f"wrote {path}")
+
+
+def _augmentation(config_name: str):
+    """The config's training.augment as a function on uint8 image arrays (torch is imported here, not at startup)."""
+    from mlplab.config import load_config
+    from mlplab.errors import ConfigError
+    from mlplab.training.augment import augment_images
+
+    config = load_config(config_name)
+    settings, seed = config.training.augment, config.training.seed
+    if settings is None or not settings.active:
+        raise ConfigError(f"{config_name}: training.augment is off (set shift, rotate, scale, shear or elastic_alpha)")
+    return lambda images: augment_images(settings, images, seed=seed)
 
 
 @app.command()

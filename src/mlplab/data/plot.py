@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
+
+import numpy as np
 
 from mlplab.data.dataset import Dataset
 from mlplab.errors import DataError, StorageError
@@ -10,10 +13,13 @@ from mlplab.safeio import atomic_write_with
 
 
 def save_images(dataset: Dataset, out: str | Path, *, split: str = "train", index: int = 0,
-                grid: tuple[int, int] | None = None) -> Path:
+                grid: tuple[int, int] | None = None,
+                transform: Callable[[np.ndarray], np.ndarray] | None = None) -> Path:
     """Write image ``index`` of a split (or a rows×cols grid starting there) with labels, to ``out``.
 
     The format follows the file's extension (png, pdf, svg, ...). Returns the path written.
+    ``transform`` maps the chosen uint8 images (N, H, W) to images of that shape in 0-255 (an
+    augmentation, say) before they are drawn.
     """
     import matplotlib
 
@@ -29,12 +35,16 @@ def save_images(dataset: Dataset, out: str | Path, *, split: str = "train", inde
         shown = f"images {index}-{index + count - 1}" if count > 1 else f"image {index}"
         raise DataError(f"{dataset.name} {split} has {len(images)} images; cannot show {shown}")
     out = Path(out)
+    shown = images[index:index + count]
+    if transform is not None:
+        shown = transform(shown)
     with matplotlib.rc_context({"text.parse_math": False}):  # class names are shown as written, "$" included
-        _draw(plt, dataset, images, labels, out, index, rows, cols)
+        _draw(plt, dataset, shown, labels[index:index + count], out, index, rows, cols)
     return out
 
 
 def _draw(plt, dataset: Dataset, images, labels, out: Path, index: int, rows: int, cols: int) -> None:
+    """Draw `images` (those from `index` on) and their `labels`."""
     count = rows * cols
     fig, axes = plt.subplots(rows, cols, figsize=(max(3.0, 1.2 * cols), max(3.0, 1.3 * rows)), squeeze=False)
     try:
@@ -43,9 +53,9 @@ def _draw(plt, dataset: Dataset, images, labels, out: Path, index: int, rows: in
         if fmt not in supported:
             raise DataError(f"{out}: cannot write .{fmt} files; use one of .{', .'.join(sorted(supported))}")
         for k, ax in enumerate(axes.flat):
-            i = index + k
-            ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
-            ax.set_title(_label(dataset, int(labels[i]), i if count > 1 else None), fontsize=8 if count > 1 else 10)
+            ax.imshow(images[k], cmap="gray", vmin=0, vmax=255)
+            ax.set_title(_label(dataset, int(labels[k]), index + k if count > 1 else None),
+                         fontsize=8 if count > 1 else 10)
             ax.axis("off")
         fig.tight_layout()
         atomic_write_with(out, lambda handle: fig.savefig(handle, dpi=100, format=fmt))

@@ -242,7 +242,7 @@ def _fit_and_save(
     )
     start = time.perf_counter()
     history = fit(model, config.training, data.train, data.validation, callbacks=callbacks,
-                  runtime=runtime, resume_from=resume_from)
+                  runtime=runtime, resume_from=resume_from, image_shape=dataset.image_shape)
     wall = time.perf_counter() - start
     if history.interrupted:
         return _interrupted(run, history, f"the state after epoch {_last_saved_epoch(run)} is saved in {run.checkpoint}")
@@ -335,7 +335,7 @@ def refit_on_all_training_data(
         print(f"Refit on all {len(y)} training images for {epochs} epochs", file=stream or sys.stdout)
     model = build_model(config.model, dataset.num_features, dataset.num_classes, seed=config.training.seed)
     history = fit(model, training, (x, y), None, callbacks=standard_callbacks(training, verbose=verbose, stream=stream),
-                  runtime=runtime)
+                  runtime=runtime, image_shape=dataset.image_shape)
     return model, history
 
 

@@ -32,6 +32,8 @@ def save_checkpoint(path: Path, state: TrainingState, callbacks: list[Callback],
             tensors[f"optimizer.{index}.{slot}"] = value if torch.is_tensor(value) else torch.tensor(value)
     tensors["rng.shuffle"] = state.generator.get_state()
     tensors["rng.torch"] = torch.get_rng_state()
+    if state.augmenter is not None:
+        tensors["rng.augment"] = state.augmenter.generator.get_state()
     callback_values = []
     for i, callback in enumerate(callbacks):
         values, cb_tensors = callback.state_dict()
@@ -65,6 +67,8 @@ def load_checkpoint(path: Path, state: TrainingState, callbacks: list[Callback])
         state.optimizer.load_state_dict(_optimizer_state(tensors, meta["param_groups"]))
         state.generator.set_state(tensors["rng.shuffle"])
         torch.set_rng_state(tensors["rng.torch"])
+        if state.augmenter is not None:
+            state.augmenter.generator.set_state(tensors["rng.augment"])
         layers = state.model.dropout_layers()
         if len(meta["dropout_rng"]) != len(layers):
             raise ValueError("the number of dropout layers differs from the model's")

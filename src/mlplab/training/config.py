@@ -118,6 +118,45 @@ class EarlyStopping(Strict):
         return self.monitor.startswith("val_")
 
 
+class Augment(Strict):
+    """Random distortions of the training images (never validation or test), each off at 0.
+
+    Each image gets a rotation in [-rotate, rotate] degrees, a scale factor in [1 - scale, 1 + scale],
+    a shear in [-shear, shear] degrees, a shift in [-shift, shift] pixels along each axis and, with
+    elastic_alpha > 0, Simard's elastic distortion: a random field smoothed by a Gaussian of
+    elastic_sigma pixels, scaled by elastic_alpha pixels.
+    """
+
+    shift: float = 0.0
+    rotate: float = 0.0
+    scale: float = 0.0
+    shear: float = 0.0
+    elastic_alpha: float = 0.0
+    elastic_sigma: float = 5.0
+
+    _non_negative = field_validator("shift", "elastic_alpha")(non_negative)
+    _sigma = field_validator("elastic_sigma")(positive)
+    _scale = field_validator("scale")(unit_interval)
+
+    @field_validator("rotate")
+    @classmethod
+    def _rotate(cls, value: float) -> float:
+        if not 0 <= value <= 180:
+            raise ValueError(f"must be in [0, 180] degrees, got {value}")
+        return value
+
+    @field_validator("shear")
+    @classmethod
+    def _shear(cls, value: float) -> float:
+        if not 0 <= value < 90:
+            raise ValueError(f"must be in [0, 90) degrees, got {value}")
+        return value
+
+    @property
+    def active(self) -> bool:
+        return any(v > 0 for v in (self.shift, self.rotate, self.scale, self.shear, self.elastic_alpha))
+
+
 class TrainingConfig(Strict):
     loss: Literal["categorical_crossentropy", "mean_squared_error"] = "categorical_crossentropy"
     optimizer: Optimizer = RMSprop()
@@ -135,6 +174,13 @@ class TrainingConfig(Strict):
     # "auto": mlplab's hand-written step where it applies (see mlplab.training.gradients), else
     # autograd; "autograd" forces autograd (to compare, or to rule the hand-written step out).
     gradients: Literal["auto", "autograd"] = "auto"
+    # Random distortions of the training batches (see Augment); None: off.
+    augment: Augment | None = None
+    # Cross-entropy against (1 - ε)·one-hot + ε/classes; the validation and test losses stay unsmoothed.
+    label_smoothing: float = 0.0
+    # After each optimizer step, each unit's incoming weight vector is scaled down to this L2 norm
+    # if longer (Srivastava et al. 2014's max-norm constraint); None: off.
+    max_norm: float | None = None
 
     _counts = field_validator("batch_size", "epochs")(positive_int)
 
@@ -146,6 +192,18 @@ class TrainingConfig(Strict):
         return value
 
     _split = field_validator("validation_split")(unit_interval)
+    _smoothing = field_validator("label_smoothing")(unit_interval)
+
+    @field_validator("max_norm")
+    @classmethod
+    def _max_norm_positive(cls, value: float | None) -> float | None:
+        return None if value is None else positive(value)
+
+    @model_validator(mode="after")
+    def _smoothing_needs_cross_entropy(self) -> "TrainingConfig":
+        if self.label_smoothing > 0 and self.loss != "categorical_crossentropy":
+            raise ValueError(f"label_smoothing needs loss = 'categorical_crossentropy', got {self.loss!r}")
+        return self
 
     @model_validator(mode="after")
     def _monitor_needs_validation(self) -> "TrainingConfig":

@@ -81,10 +81,13 @@ def private_ops() -> PrivateOps | Support:
 
 
 def make_gradients(model: MLP, loss: str, loss_fn: LossFn, flat_grad: torch.Tensor, runtime: Runtime,
-                   batch_size: int, *, mode: str = "auto") -> Gradients:
-    """The hand-written step where it applies (see `supports`), else autograd."""
+                   batch_size: int, *, mode: str = "auto", label_smoothing: float = 0.0) -> Gradients:
+    """The hand-written step where it applies (see `supports`), else autograd.
+
+    `loss_fn` must already include the label smoothing (see `mlplab.training.losses.make_loss`).
+    """
     if supports(model, loss, runtime.precision, mode=mode).ok:
-        return ManualGradients(model, batch_size, flat_grad)
+        return ManualGradients(model, batch_size, flat_grad, label_smoothing)
     return AutogradGradients(model, loss_fn, flat_grad, runtime)
 
 
@@ -170,8 +173,10 @@ class _Program:
     Only the batch changes between steps; the calls that read it find it in `self.x`.
     """
 
-    def __init__(self, model: MLP, rows: int, flat_grad: torch.Tensor, ops: PrivateOps) -> None:
+    def __init__(self, model: MLP, rows: int, flat_grad: torch.Tensor, ops: PrivateOps,
+                 label_smoothing: float = 0.0) -> None:
         check_gradient_views(model, flat_grad)
+        self.label_smoothing = label_smoothing
         self.ops = ops
         like = next(model.parameters())
         new = partial(torch.empty, device=like.device, dtype=like.dtype)
@@ -209,6 +214,8 @@ class _Program:
         self.log_probs = new(rows, model.num_classes)  # becomes the gradient of the loss in place
         self.one_hot = new(rows, model.num_classes)
         self.eye = torch.eye(model.num_classes, device=like.device, dtype=like.dtype)
+        if label_smoothing > 0:  # the targets' rows: (1 - ε)·one-hot + ε/K, so the gradient is p - target
+            self.eye.mul_(1 - label_smoothing).add_(label_smoothing / model.num_classes)
         self.predicted = torch.empty(rows, dtype=torch.int64, device=like.device)
         self.backward = self._backward(records, rows, new)
 
@@ -246,6 +253,8 @@ class _Program:
             call()
         log_probs = self.ops.log_softmax(self.logits, 1, False, out=self.log_probs)
         loss = F.nll_loss(log_probs, y)
+        if self.label_smoothing > 0:  # (1 - ε)·NLL + ε·mean over classes of -log p (torch's definition)
+            loss = loss.mul(1 - self.label_smoothing).sub_(log_probs.mean(), alpha=self.label_smoothing)
         correct = torch.eq(torch.argmax(self.logits, 1, out=self.predicted), y).sum()
         log_probs.exp_().sub_(torch.index_select(self.eye, 0, y, out=self.one_hot))
         for call in self.backward:
@@ -257,7 +266,7 @@ class _Program:
 class ManualGradients:
     """Forward and backward by hand, on buffers allocated once (for up to `batch_size` rows)."""
 
-    def __init__(self, model: MLP, batch_size: int, flat_grad: torch.Tensor) -> None:
+    def __init__(self, model: MLP, batch_size: int, flat_grad: torch.Tensor, label_smoothing: float = 0.0) -> None:
         support = supports(model, "categorical_crossentropy", "fp32")
         if not support.ok:
             raise ValueError(f"the hand-written step cannot train this model ({support.reason})")
@@ -266,6 +275,7 @@ class ManualGradients:
             raise GradientContractError(f"internal error: {ops.reason}")
         check_gradient_views(model, flat_grad)  # early; each program checks again when it is built
         self.model, self.rows, self.flat_grad, self.ops = model, batch_size, flat_grad, ops
+        self.label_smoothing = label_smoothing
         self._programs: dict[int, _Program] = {}  # by batch rows: the full batches and the last one
 
     @torch.no_grad()
@@ -275,5 +285,6 @@ class ManualGradients:
         if program is None:
             if rows > self.rows:
                 raise ValueError(f"a batch of {rows} rows, but the buffers hold {self.rows}")
-            program = self._programs[rows] = _Program(self.model, rows, self.flat_grad, self.ops)
+            program = self._programs[rows] = _Program(self.model, rows, self.flat_grad, self.ops,
+                                                          self.label_smoothing)
         return program.run(x, y)

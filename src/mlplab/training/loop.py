@@ -18,6 +18,7 @@ import torch
 
 from mlplab.errors import ConfigError
 from mlplab.model.build import MLP
+from mlplab.training.augment import Augmenter, resolve_image_shape
 from mlplab.training.callbacks import Callback, RunningMetrics
 from mlplab.training.checkpoint import load_checkpoint
 from mlplab.training.config import TrainingConfig
@@ -69,12 +70,14 @@ def fit(
     callbacks: Sequence[Callback] = (),
     runtime: Runtime | None = None,
     resume_from: str | Path | None = None,
+    image_shape: tuple[int, ...] | None = None,
 ) -> History:
     """Train `model` in place and return its history (one row per epoch).
 
     Callbacks run in the order given; `mlplab.training.standard_callbacks` builds the usual set
     (NaN guard, early stopping, checkpoint, progress). With `resume_from`, training continues
-    from a checkpoint exactly as if it had never stopped.
+    from a checkpoint exactly as if it had never stopped. `image_shape` (height, width) is what
+    `training.augment` reshapes the flat features to; without it a square shape is inferred.
     """
     runtime = runtime or resolve_runtime()
     model.to(runtime.device)
@@ -90,9 +93,13 @@ def fit(
     es = config.early_stopping
     if es is not None and es.needs_validation and val is None:
         raise ConfigError(f"early_stopping.monitor = {es.monitor!r} needs validation data")
+    augmenter = None
+    if config.augment is not None and config.augment.active:
+        augmenter = Augmenter(config.augment, resolve_image_shape(model.num_features, image_shape),
+                              runtime.device, config.seed)
     callbacks = list(callbacks)
     parameters = flatten_parameters(model)
-    loss_fn = make_loss(config.loss, model.spec.output.activation)
+    loss_fn = make_loss(config.loss, model.spec.output.activation, config.label_smoothing)
     state = TrainingState(
         model=model,
         parameters=parameters,
@@ -100,11 +107,12 @@ def fit(
         config=config,
         runtime=runtime,
         gradients=make_gradients(model, config.loss, loss_fn, parameters.grad, runtime, config.batch_size,
-                                 mode=config.gradients),
+                                 mode=config.gradients, label_smoothing=config.label_smoothing),
         history=History(),
         generator=torch.Generator().manual_seed(config.seed),
         steps_per_epoch=math.ceil(len(x) / config.batch_size),
         extras={"probe": x[:PROBE_ROWS]},  # NanGuard checks the end-of-epoch weights' outputs on it
+        augmenter=augmenter,
     )
     # mlplab's CPU dropout has its own generators (seeded here, saved in checkpoints); anything that
     # draws from torch's global generator (dropout on a GPU) is seeded inside a fork, so that the
@@ -158,6 +166,8 @@ def run_epoch(
         begin, end = batch * config.batch_size, min((batch + 1) * config.batch_size, n)
         x_batch = x[begin:end] if order is None else x.index_select(0, order[begin:end])
         y_batch = y_order[begin:end]
+        if state.augmenter is not None:  # training batches only: `evaluate` never sees it
+            x_batch = state.augmenter(x_batch)
         loss, correct = train_step(state, x_batch, y_batch)
         running.update(loss, correct, end - begin)
         state.step += 1

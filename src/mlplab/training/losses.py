@@ -12,15 +12,23 @@ from mlplab.errors import ConfigError
 LossFn = Callable[[torch.Tensor, torch.Tensor, str], torch.Tensor]
 
 
-def make_loss(name: str, output_activation: str) -> LossFn:
-    """A function (outputs, labels, reduction) -> loss, for integer class labels."""
+def make_loss(name: str, output_activation: str, label_smoothing: float = 0.0) -> LossFn:
+    """A function (outputs, labels, reduction) -> loss, for integer class labels.
+
+    `label_smoothing` (cross-entropy only) mixes the one-hot targets with the uniform distribution.
+    """
     if name == "categorical_crossentropy":
         if output_activation == "sigmoid":
             raise ConfigError(
                 "loss categorical_crossentropy needs output activation softmax (or linear logits), got sigmoid"
             )
         # Softmax and log are fused into log-softmax: no overflow, no log(0).
+        if label_smoothing > 0:
+            return lambda outputs, labels, reduction="mean": F.cross_entropy(
+                outputs, labels, reduction=reduction, label_smoothing=label_smoothing)
         return lambda outputs, labels, reduction="mean": F.cross_entropy(outputs, labels, reduction=reduction)
+    if label_smoothing > 0:
+        raise ConfigError(f"label_smoothing needs loss categorical_crossentropy, got {name}")
     if name == "mean_squared_error":
         def mse(outputs: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
             if output_activation == "softmax":

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from mlplab.model.build import MLP
+from mlplab.training.augment import Augmenter
 from mlplab.training.config import TrainingConfig
 from mlplab.training.device import Runtime
 from mlplab.training.gradients import Gradients
@@ -32,14 +33,25 @@ class TrainingState:
     stopped_by: str | None = None  # "early_stopping" or "non_finite" when a callback stopped training
     interrupted: str | None = None  # name of the signal that interrupted training mid-epoch
     extras: dict = field(default_factory=dict)
+    augmenter: Augmenter | None = None  # distorts training batches; its generator is in checkpoints
 
     def apply_update(self) -> None:
-        """One optimizer step; mlplab's flat optimizers skip torch.optim's per-step hooks."""
+        """One optimizer step (then the max-norm constraint); mlplab's flat optimizers skip torch.optim's per-step hooks."""
         update = getattr(self.optimizer, "update", None)
         if update is not None:
             update()
         else:
             self.optimizer.step()
+        if self.config.max_norm is not None:
+            apply_max_norm(self.model, self.config.max_norm)
+
+
+@torch.no_grad()
+def apply_max_norm(model: torch.nn.Module, max_norm: float) -> None:
+    """Scale each unit's incoming weights (a row of each Linear's weight) down to L2 norm `max_norm`."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.weight.renorm_(2, 0, max_norm)
 
     @property
     def total_steps(self) -> int:

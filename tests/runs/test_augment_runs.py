@@ -1,0 +1,65 @@
+"""A run with augmentation, label smoothing and max-norm: resumable bit for bit, and recorded."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+from mlplab.config import config_from_dict
+from mlplab.runs import StopCause, resume_run, train_run
+from mlplab.training.callbacks import NanGuard
+
+LIMIT = 1000
+
+
+def small(**training):
+    return config_from_dict({
+        "name": "small",
+        "model": {"layers": [{"type": "dense", "units": 32, "activation": "relu"}]},
+        "training": {"batch_size": 64, "epochs": 3, "optimizer": {"name": "adam"}, **training},
+    })
+
+
+def weights(run_dir):
+    return (run_dir / "model.safetensors").read_bytes()
+
+
+def signal_when(monkeypatch, cls, predicate):
+    """Deliver a real SIGINT from inside `cls.on_epoch_end` when `predicate(state, row)` holds."""
+    original = cls.on_epoch_end
+
+    def hook(self, state, row):
+        original(self, state, row)
+        if predicate(state, row):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(cls, "on_epoch_end", hook)
+
+
+def regularised():
+    return small(epochs=3, label_smoothing=0.1, max_norm=2.0,
+                 augment={"shift": 2.0, "rotate": 10.0, "scale": 0.1, "elastic_alpha": 20.0, "elastic_sigma": 4.0})
+
+
+def test_ctrl_c_after_epoch_1_then_resume_equals_an_uninterrupted_run(mnist, tmp_path, monkeypatch):
+    data = mnist.subset(LIMIT, LIMIT)
+    straight = train_run(regularised(), out=tmp_path / "straight", dataset=data, limit=LIMIT, verbose=0)
+    assert straight.cause is StopCause.COMPLETED
+    with monkeypatch.context() as patch:
+        signal_when(patch, NanGuard, lambda state, row: state.epoch == 1)
+        result = train_run(regularised(), out=tmp_path / "r", dataset=data, limit=LIMIT, verbose=0)
+    assert result.cause is StopCause.INTERRUPTED
+    resumed = resume_run(tmp_path / "r", dataset=data, verbose=0)
+    assert resumed.cause is StopCause.COMPLETED
+    assert weights(tmp_path / "r") == weights(tmp_path / "straight")
+    info = json.loads((tmp_path / "straight" / "run.json").read_text())
+    assert info["runtime"]["gradients"] == "hand-written"  # augmentation happens before the fast step
+    assert info["config"]["training"]["augment"]["rotate"] == 10.0
+
+
+def test_augmentation_changes_the_trained_model(mnist, tmp_path):
+    data = mnist.subset(LIMIT, LIMIT)
+    train_run(small(epochs=1), out=tmp_path / "plain", dataset=data, limit=LIMIT, verbose=0)
+    train_run(small(epochs=1, augment={"shift": 2.0}), out=tmp_path / "aug", dataset=data, limit=LIMIT, verbose=0)
+    assert weights(tmp_path / "plain") != weights(tmp_path / "aug")

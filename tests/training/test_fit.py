@@ -286,3 +286,18 @@ def test_all_finite_is_exact_when_the_sum_overflows():
     assert not all_finite(big)
     assert not all_finite(torch.tensor([1.0, float("nan")]))
     assert all_finite(torch.zeros(0))
+
+
+@pytest.mark.parametrize("schedule", ["step", "cosine", "one_cycle"])
+def test_fit_follows_a_learning_rate_schedule(blobs, make_config, schedule):
+    # A schedule is applied in the loop every step: the recorded rate must move as the schedule says.
+    train, val = blobs
+    cfg = make_config(schedule={"name": schedule, "step_size": 1, "gamma": 0.5})
+    from mlplab.training.optim import learning_rate_at
+
+    history = fit(build_model(cfg.model, 20, 3), cfg.training, train, val)
+    steps = math.ceil(len(train[1]) / cfg.training.batch_size)
+    expected = [learning_rate_at(cfg.training.schedule, 0.01, epoch * steps - 1, steps, steps * cfg.training.epochs)
+                for epoch in range(1, cfg.training.epochs + 1)]
+    assert history.history["lr"] == pytest.approx(expected)
+    assert len(set(history.history["lr"])) > 1

@@ -45,6 +45,10 @@ class TrainingState:
         if self.config.max_norm is not None:
             apply_max_norm(self.model, self.config.max_norm)
 
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.config.epochs
+
 
 @torch.no_grad()
 def apply_max_norm(model: torch.nn.Module, max_norm: float) -> None:
@@ -52,7 +56,3 @@ def apply_max_norm(model: torch.nn.Module, max_norm: float) -> None:
     for module in model.modules():
         if isinstance(module, torch.nn.Linear):
             module.weight.renorm_(2, 0, max_norm)
-
-    @property
-    def total_steps(self) -> int:
-        return self.steps_per_epoch * self.config.epochs

@@ -32,12 +32,15 @@ def reproduce_command(
     precision: options.Precision = "fp32",
     threads: options.Threads = "auto",
     verbose: options.Verbose = 1,
+    log_to: Annotated[Optional[list[str]], typer.Option("--log-to", help="Also log to tensorboard[:DIR] (default DIR: OUT/tensorboard, a sub-folder per run) or mlflow[:URI] (default: sqlite:///OUT/mlflow.db; the study is a parent run, each run nested); repeatable. Needs mlplab\\[track].", show_default="none")] = None,
 ) -> None:
     """Run the tutorial's experiment end to end: data, its three models (or --configs), training, test scores, report."""
     from mlplab.studies import reproduce
     from mlplab.config import TUTORIAL_MODELS
+    from mlplab.tracking import Tracking  # tensorboard and mlflow load only when a run logs to them
     from mlplab.training.device import resolve_runtime
 
+    tracking = Tracking.from_specs(log_to)
     models = config_names(configs, ctx.args) or TUTORIAL_MODELS
     runtime = resolve_runtime(device, precision, options.parse_threads(threads))
     options.print_runtime_notes(runtime, verbose)
@@ -45,6 +48,7 @@ def reproduce_command(
         out, dataset_name=dataset, data_dir=data_dir, seeds=seeds, validate_on=validate_on, limit=limit,
         max_epochs=max_epochs, models=models, runtime=runtime,
         verbose=verbose, print_fn=typer.echo, command=["mlplab", *sys.argv[1:]], overwrite=overwrite,
+        tracking=tracking,
     )
     typer.echo(f"Open {artefacts['report_html']} in a browser.")
 

@@ -18,6 +18,12 @@ from mlplab.cli import options
 from mlplab.errors import ConfigError
 
 
+LOG_TO_HELP = (
+    "Also log to tensorboard[:DIR] (default DIR: OUT/tensorboard) or mlflow[:URI] (default: sqlite:///OUT/mlflow.db, "
+    "no server needed; any tracking URI works); repeatable. Needs mlplab\\[track]. A resumed run goes on logging where it did."
+)
+
+
 def default_run_dir(name: str) -> Path:
     return Path("runs") / f"{name}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
@@ -52,12 +58,15 @@ def train(
     limit: options.Limit = None,
     validate_on: options.ValidateOn = "val",
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run directory from its checkpoint (on the thread count it recorded, unless --threads is given).", show_default="none")] = None,
+    log_to: Annotated[Optional[list[str]], typer.Option("--log-to", help=LOG_TO_HELP, show_default="none")] = None,
 ) -> None:
     """Train a model and write a run directory (config, history, checkpoint, model, metrics)."""
     from mlplab.config import load_config, parse_assignments
     from mlplab.runs import RunPlan, resume_run, start_run
+    from mlplab.tracking import Tracking, track  # tensorboard and mlflow load only when a run logs to them
     from mlplab.training.device import resolve_runtime
 
+    tracking = Tracking.from_specs(log_to)  # a bad spec or a missing extra fails before anything runs
     shortcuts = shortcut_overrides(epochs, batch_size, learning_rate)
     if resume is not None:
         if (config is not None or set_ or shortcuts or dataset or seed is not None or limit is not None or out
@@ -69,7 +78,9 @@ def train(
     runtime = resolve_runtime(device, precision, options.parse_threads(threads))
     options.print_runtime_notes(runtime, verbose)
     if resume is not None:
-        outcome = resume_run(resume, data_dir=data_dir, runtime=runtime, verbose=verbose)
+        tracking = tracking or Tracking.recorded(resume)  # a run that logged goes on logging
+        outcome = track(tracking, resume, lambda callbacks: resume_run(
+            resume, data_dir=data_dir, runtime=runtime, verbose=verbose, callbacks=callbacks))
     else:
         if config is None:
             raise ConfigError("give a CONFIG to train (a .toml file or a shipped config: see `mlplab configs`), or --resume RUN_DIR")
@@ -83,7 +94,7 @@ def train(
             cfg, out or default_run_dir(cfg.name), validate_on=validate_on, limit=limit,  # type: ignore[arg-type]
             data_dir=data_dir, runtime=runtime, overwrite=overwrite, command=("mlplab", "train", *sys.argv[2:]),
         )
-        outcome = start_run(plan, verbose=verbose)
+        outcome = track(tracking, plan.out, lambda callbacks: start_run(plan, verbose=verbose, callbacks=callbacks))
     if not outcome.ok:
         typer.echo(f"error: {outcome.message}", err=True)
         raise typer.Exit(outcome.exit_status)

@@ -24,6 +24,11 @@ from mlplab.training.callbacks import Callback
 from mlplab.training.state import TrainingState
 
 
+# What `--log-to` keeps beside a run by default (mlplab.tracking): neither makes the folder "hold
+# a run", and --overwrite keeps them (TensorBoard hides the old run's epochs, MLflow keeps it as a run).
+TRACKING_NAMES = ("tensorboard", "mlflow.db", "mlartifacts")
+
+
 @dataclass(frozen=True)
 class RunDir:
     path: Path
@@ -60,7 +65,7 @@ class RunDir:
                 *(self.path / n for n in names))
 
     def holds_anything(self) -> bool:
-        return self.path.is_dir() and any(p.name != LOCK_NAME for p in self.path.iterdir())
+        return self.path.is_dir() and any(p.name not in (LOCK_NAME, *TRACKING_NAMES) for p in self.path.iterdir())
 
     @contextlib.contextmanager
     def create(self, *, overwrite: bool = False) -> Iterator[None]:
@@ -80,7 +85,7 @@ class RunDir:
                         f"{self.path} already holds a run; choose another --out, continue it with "
                         f"`mlplab train --resume {self.path}`, or replace it with --overwrite"
                     )
-                known = {p.name for p in self.files} | {LOCK_NAME}
+                known = {p.name for p in self.files} | {LOCK_NAME, *TRACKING_NAMES}
                 foreign = sorted(p.name for p in self.path.iterdir()
                                  if p.name not in known and not _leftover_temp(p.name))
                 if foreign:

@@ -7,7 +7,10 @@ one planned), an interrupted one is resumed, the missing ones are trained.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlplab.config import TUTORIAL_MODELS, ExperimentConfig, load_config
 from mlplab.data import Dataset
@@ -19,6 +22,10 @@ from mlplab.runs.lifecycle import config_changes
 from mlplab.runs.plan import VALIDATE_ON
 from mlplab.studies.compare import Printer, compare_runs
 from mlplab.training import Runtime, resolve_runtime
+from mlplab.training.callbacks import Callback
+
+if TYPE_CHECKING:
+    from mlplab.tracking import StudyTracking, Tracking
 
 THIRD_MODEL_NOTE = (
     "The tutorial's text calls model2.fit a second time where it means to train its third model, so its "
@@ -65,11 +72,13 @@ def reproduce(
     verbose: int = 1,
     print_fn: Printer = print,
     command: list[str] | None = None,
+    tracking: "Tracking | None" = None,
 ) -> dict[str, Path]:
     """Train the tutorial's models (`seeds` times each) and write the comparison report into `out`.
 
     `models` are config names or files; `overwrite` trains every run afresh, replacing the runs
-    already in `out`.
+    already in `out`. `tracking` logs the study as a parent MLflow run with each run nested under
+    it (and each run to TensorBoard).
     """
     if not models:
         raise ConfigError("give at least one config to reproduce")
@@ -88,6 +97,19 @@ def reproduce(
     ]  # every plan checked (configs, --out) before anything is loaded or created
     dataset = load_run_dataset(dataset_name, data_dir=data_dir, limit=limit)
     print_data_facts(dataset, print_fn)
+    study_tracking = (tracking.study(out, name=f"reproduce {dataset_name}", tags={"mlplab.dataset": dataset_name})
+                      if tracking else contextlib.nullcontext(None))
+    with study_tracking as study:
+        artefacts = _train_and_compare(plans, out, dataset, dataset_name, limit, validate_on, seeds, runtime, data_dir,
+                                       verbose, print_fn, command, study)
+        if study is not None:
+            study.log_artifacts([p for p in artefacts.values() if isinstance(p, Path)])
+    return artefacts
+
+
+def _train_and_compare(plans: list[RunPlan], out: Path, dataset: Dataset, dataset_name: str, limit: int | None,
+                       validate_on: str, seeds: int, runtime: Runtime, data_dir: str | Path | None, verbose: int,
+                       print_fn: Printer, command: list[str] | None, study: "StudyTracking | None") -> dict[str, Path]:
     refits = False
     for index, plan in enumerate(plans):
         config = plan.config
@@ -96,7 +118,7 @@ def reproduce(
             print_fn("")
             summarize(config.model, dataset.num_features, dataset.num_classes, name=config.name).print(print_fn)
         print_fn(f"\nTraining {config.name} (seed {plan.seed}) → {plan.out}")
-        metrics = _run_or_continue(plan, dataset, verbose, print_fn)
+        metrics = _run_or_continue(plan, dataset, verbose, print_fn, study)
         print_fn(
             f"{config.name} seed {plan.seed}: test loss {metrics['test_loss']:.4f}, test accuracy "
             f"{metrics['test_accuracy']:.4f} (epoch {metrics['kept_epoch']} of {metrics['epochs_run']} kept); "
@@ -121,11 +143,13 @@ def _study_config(name: str, dataset_name: str, max_epochs: int | None) -> Exper
     return config
 
 
-def _run_or_continue(plan: RunPlan, dataset: Dataset, verbose: int, print_fn: Printer) -> dict:
+def _run_or_continue(plan: RunPlan, dataset: Dataset, verbose: int, print_fn: Printer,
+                     study: "StudyTracking | None" = None) -> dict:
     """Train the planned run, reuse it when it already finished, resume it when it was interrupted."""
     run = RunDir(plan.out)
     if plan.overwrite or not run.run_json.is_file():
-        return _finished(start_run(plan, dataset=dataset, verbose=verbose))
+        return _finished(_tracked(study, plan.out, lambda callbacks: start_run(
+            plan, dataset=dataset, verbose=verbose, callbacks=callbacks)))
     info = run.read_info()
     recorded = info.get("config")
     if recorded is not None:
@@ -138,13 +162,26 @@ def _run_or_continue(plan: RunPlan, dataset: Dataset, verbose: int, print_fn: Pr
     if info.get("status") in ("finished", "non_finite"):
         record = open_run(run.path)
         print_fn(f"reusing the finished run in {run.path}")
+        if study is not None and not study.holds(run.path):  # trained before tracking was asked for
+            with study.run(run.path) as tracked:
+                tracked.log_finished()
         if info.get("status") == "non_finite":
             raise TrainingError(f"{run.path}: {record.metrics.get('stop_reason')}; use --overwrite to train it again",
                                 exit_code=3)
         return record.metrics
     print_fn(f"resuming the unfinished run in {run.path}")
-    return _finished(resume_run(run.path, runtime=plan.runtime, dataset=dataset, verbose=verbose,
-                                data_dir=plan.data_dir))
+    return _finished(_tracked(study, run.path, lambda callbacks: resume_run(
+        run.path, runtime=plan.runtime, dataset=dataset, verbose=verbose, data_dir=plan.data_dir, callbacks=callbacks)))
+
+
+def _tracked(study: "StudyTracking | None", run_dir: Path,
+             train: Callable[[tuple[Callback, ...]], RunResult]) -> RunResult:
+    if study is None:
+        return train(())
+    with study.run(run_dir) as tracked:
+        result = train(tracked.callbacks)
+        tracked.finish(result)
+    return result
 
 
 def _finished(result: RunResult) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from pathlib import Path
 import signal
 import sys
 
@@ -229,3 +230,44 @@ def test_an_unusable_tracking_store_is_one_line_before_training(tmp_path, capsys
     assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
     assert uri in err
     assert not (tmp_path / "r" / "run.json").exists()
+
+
+SEARCH_SPACE = """
+name = "tiny-space"
+base = "tutorial-50-25"
+fixed = { "training.epochs" = 2, "training.early_stopping" = "none" }
+[layers]
+count = { low = 1, high = 2 }
+units = { low = 8, high = 32, log = true }
+"""
+
+
+def test_search_logs_each_trial_nested_under_the_study(tmp_path, data_dir):
+    # Two workers (the second a spawned process: the tracking targets must reach it) and four trials:
+    # one parent run for the study, one nested run per trial holding that trial's history.
+    import subprocess
+    import sys
+
+    pytest.importorskip("optuna", reason="the [search] extra (optuna) is not installed")
+    space, out = tmp_path / "space.toml", tmp_path / "search"
+    space.write_text(SEARCH_SPACE)
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root / "src"), "MLPLAB_DATA_DIR": str(data_dir)}
+    done = subprocess.run(
+        [sys.executable, "-m", "mlplab.cli.main", "search", str(space), "--trials", "4", "--workers", "2",
+         "--threads", "1", "--limit", "800", "--refit-top", "0", "--no-reference", "--out", str(out),
+         "--log-to", "mlflow", "--log-to", "tensorboard"],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("mlplab").experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and parents[0].data.tags["mlplab.study"].startswith("search ")
+    trials = sorted(p.name for p in (out / "trials").iterdir() if (p / "metrics.json").is_file())
+    assert len(trials) == 4 and sorted(r.info.run_name for r in children) == trials
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    for child in children:
+        run_dir = out / "trials" / child.info.run_name
+        check_mlflow_equals_history(client, child, history(run_dir))
+        check_tensorboard_equals_history(out / "tensorboard" / child.info.run_name, history(run_dir))

@@ -32,7 +32,7 @@ def reproduce_command(
     precision: options.Precision = "fp32",
     threads: options.Threads = "auto",
     verbose: options.Verbose = 1,
-    log_to: Annotated[Optional[list[str]], typer.Option("--log-to", help="Also log to tensorboard[:DIR] (default DIR: OUT/tensorboard, a sub-folder per run) or mlflow[:URI] (default: sqlite:///OUT/mlflow.db; the study is a parent run, each run nested); repeatable. Needs mlplab\\[track].", show_default="none")] = None,
+    log_to: Annotated[Optional[list[str]], typer.Option("--log-to", help="Also log to tensorboard[:DIR] (default DIR: OUT/tensorboard, a sub-folder per run) or mlflow[:URI] (default: sqlite:///OUT/mlflow.db; the study is a parent run, each run nested); repeatable. Needs mlplab[track].", show_default="none")] = None,
 ) -> None:
     """Run the tutorial's experiment end to end: data, its three models (or --configs), training, test scores, report."""
     from mlplab.studies import reproduce

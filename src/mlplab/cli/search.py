@@ -30,15 +30,18 @@ def search_command(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     verbose: Annotated[int, typer.Option(min=0, max=2, help="0: a line per trial; 1, 2: also each trial's epochs.")] = 0,
     finish: Annotated[bool, typer.Option("--finish/--no-finish", help="After the search, refit the front and write the report (--no-finish: only run trials, e.g. extra machines).")] = True,
+    log_to: Annotated[Optional[list[str]], typer.Option("--log-to", help="Also log each trial to tensorboard[:DIR] or mlflow[:URI], nested under the study (repeatable; docs/tracking.md). Needs mlplab[track].", show_default="none")] = None,
 ) -> None:
     """Search a space for the best validation accuracy at each cost: a Pareto front, refit and reported."""
     from mlplab.studies.search import SearchPlan, parse_objectives, run_search
+    from mlplab.tracking import Tracking  # tensorboard and mlflow load only when a run logs to them
 
+    tracking = Tracking.from_specs(log_to)  # a bad spec or a missing extra fails before anything runs
     plan = SearchPlan(
         space, out, trials=trials, study=study, storage=storage, costs=parse_objectives(objectives), sampler=sampler,
         seed=seed, dataset=dataset, data_dir=data_dir, limit=limit, timeout=timeout, workers=workers, threads=threads,
         refit_top=refit_top, reference=reference, heartbeat=heartbeat, device=device,
-        command=("mlplab", *sys.argv[1:]),
+        command=("mlplab", *sys.argv[1:]), tracking=tracking or None,
     )
     outcome = run_search(plan, print_fn=lambda line: typer.echo(line), verbose=verbose, finish=finish)
     if outcome.interrupted:

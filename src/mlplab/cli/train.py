@@ -20,7 +20,7 @@ from mlplab.errors import ConfigError
 
 LOG_TO_HELP = (
     "Also log to tensorboard[:DIR] (default DIR: OUT/tensorboard) or mlflow[:URI] (default: sqlite:///OUT/mlflow.db, "
-    "no server needed; any tracking URI works); repeatable. Needs mlplab\\[track]. A resumed run goes on logging where it did."
+    "no server needed; any tracking URI works); repeatable. Needs mlplab[track]. A resumed run goes on logging where it did."
 )
 
 

@@ -14,6 +14,8 @@ machine the re-run resumes it from its last checkpoint. Ctrl-C does the same for
 
 from __future__ import annotations
 
+import contextlib
+
 import multiprocessing
 import os
 import socket
@@ -58,6 +60,9 @@ class SearchPlan:
     device: str = "auto"
     command: tuple[str, ...] = ()
     run_callbacks: tuple[Any, ...] = field(default=(), compare=False)  # training callbacks for every trial
+    # `--log-to` targets (mlplab.tracking.Tracking: only the parsed specs, so it pickles to spawned
+    # workers); every trial is then a run nested under the study's parent run.
+    tracking: Any = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out", Path(self.out))
@@ -159,7 +164,6 @@ def run_worker(plan: SearchPlan, *, worker: int = 0, print_fn: Printer = print, 
     """Pull and run trials until the study holds `plan.trials` complete ones; False when interrupted."""
     optuna = import_optuna()
     from mlplab.runs import load_run_dataset
-    from mlplab.runs.lock import run_lock
     from mlplab.training.device import resolve_runtime
 
     space = load_space(plan.space)
@@ -170,7 +174,23 @@ def run_worker(plan: SearchPlan, *, worker: int = 0, print_fn: Printer = print, 
     lock_dir = plan.out / ".workers" / f"{host}-{pid}"
     lock_dir.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + plan.timeout if plan.timeout else None
-    context = _TrialContext(plan, space, dataset, runtime, host, str(lock_dir), verbose)
+    with contextlib.ExitStack() as stack:
+        tracked_study = None
+        if plan.tracking:
+            # One parent run per study, found again by storage + study name from any worker or machine;
+            # only the first worker of the command that created it ends it.
+            where = describe_url(str(plan.storage)) if plan.storage else str((plan.out / "study.journal").resolve())
+            key = f"{where}#{study.study_name}"
+            tracked_study = stack.enter_context(plan.tracking.study(
+                plan.out, name=f"search {study.study_name}", key=key, owner=worker == 0))
+        context = _TrialContext(plan, space, dataset, runtime, host, str(lock_dir), verbose, tracked_study)
+        return _pull_trials(plan, study, context, lock_dir, deadline, host, pid, print_fn)
+
+
+def _pull_trials(plan: SearchPlan, study, context: "_TrialContext", lock_dir: Path, deadline: float | None,
+                 host: str, pid: int, print_fn: Printer) -> bool:
+    from mlplab.runs.lock import run_lock
+
     with run_lock(lock_dir):
         try:
             while deadline is None or time.monotonic() < deadline:
@@ -235,9 +255,20 @@ def requeue(study, failed) -> None:
 
 
 class _TrialContext:
-    def __init__(self, plan: SearchPlan, space: SearchSpace, dataset, runtime, host: str, lock: str, verbose: int):
+    def __init__(self, plan: SearchPlan, space: SearchSpace, dataset, runtime, host: str, lock: str, verbose: int,
+                 tracked_study=None):
         self.plan, self.space, self.dataset, self.runtime = plan, space, dataset, runtime
         self.host, self.lock, self.verbose = host, lock, verbose
+        self.tracked_study = tracked_study  # mlplab.tracking.StudyTracking, when the search logs
+
+    def train(self, run_path: Path, train):
+        """`train(callbacks)` (a start_run or resume_run call), logged as a run nested under the study."""
+        if self.tracked_study is None:
+            return train(self.plan.run_callbacks)
+        with self.tracked_study.run(run_path) as tracked:
+            result = train((*tracked.callbacks, *self.plan.run_callbacks))
+            tracked.finish(result)
+        return result
 
     def objective(self, trial) -> list[float]:
         import optuna
@@ -266,16 +297,18 @@ class _TrialContext:
                      and RunDir(Path(earlier)).read_info().get("status") in ("running", "interrupted", "failed"))
         if resumable:
             trial.set_user_attr("resumed", earlier)
-            result = resume_run(earlier, runtime=self.runtime, dataset=self.dataset, verbose=self.verbose,
-                                data_dir=self.plan.data_dir, callbacks=self.plan.run_callbacks)
             run_path = Path(earlier)
+            result = self.train(run_path, lambda callbacks: resume_run(
+                earlier, runtime=self.runtime, dataset=self.dataset, verbose=self.verbose,
+                data_dir=self.plan.data_dir, callbacks=callbacks))
         else:
             run_path = (self.plan.out / "trials" / f"{trial.number:04d}").resolve()
             trial.set_user_attr("run_dir", str(run_path))
             trial.set_user_attr("host_of_run", self.host)
             plan = RunPlan(config, run_path, limit=self.plan.limit, data_dir=self.plan.data_dir, runtime=self.runtime,
                            command=self.plan.command)
-            result = start_run(plan, dataset=self.dataset, verbose=self.verbose, callbacks=self.plan.run_callbacks)
+            result = self.train(run_path, lambda callbacks: start_run(
+                plan, dataset=self.dataset, verbose=self.verbose, callbacks=callbacks))
         trial.set_user_attr("run_dir", str(run_path))
         if result.cause is StopCause.INTERRUPTED:  # saved: queue it again, so that the next run resumes it
             requeue(study, study._storage.get_trial(trial._trial_id))

@@ -119,7 +119,8 @@ def start_run(
             config=config.to_dict(),
             started=_now(),
         )
-        return _execute(run, config, model, dataset, data, runtime, verbose, stream, None, callbacks)
+        return _execute(_Job(run=run, config=config, model=model, dataset=dataset, data=data, runtime=runtime,
+                             verbose=verbose, stream=stream, resume_from=None, callbacks=tuple(callbacks)))
 
 
 def resume_run(
@@ -165,7 +166,8 @@ def resume_run(
         model = build_model(config.model, dataset.num_features, dataset.num_classes, seed=config.training.seed)
         run.update_info(status="running", resumed=_now())
         resume_from = run.checkpoint if run.checkpoint.is_file() else None
-        return _execute(run, config, model, dataset, data, runtime, verbose, stream, resume_from, callbacks)
+        return _execute(_Job(run=run, config=config, model=model, dataset=dataset, data=data, runtime=runtime,
+                             verbose=verbose, stream=stream, resume_from=resume_from, callbacks=tuple(callbacks)))
 
 
 def train_run(
@@ -198,22 +200,27 @@ def train_run(
     return start_run(plan, dataset=loaded, verbose=verbose, stream=stream, callbacks=callbacks)
 
 
-def _execute(
-    run: RunDir,
-    config: ExperimentConfig,
-    model: MLP,
-    dataset: Dataset,
-    data: PreparedData,
-    runtime: Runtime,
-    verbose: int,
-    stream: TextIO | None,
-    resume_from: Path | None,
-    extra_callbacks: tuple[Callback, ...],
-) -> RunResult:
+@dataclass(frozen=True)
+class _Job:
+    """A run being trained: its folder, what to train on what, and how (start and resume build one)."""
+
+    run: RunDir
+    config: ExperimentConfig
+    model: MLP
+    dataset: Dataset
+    data: PreparedData
+    runtime: Runtime
+    verbose: int
+    stream: TextIO | None
+    resume_from: Path | None  # the checkpoint to continue from (None: from the start)
+    callbacks: tuple[Callback, ...]  # the caller's, added before the progress printer
+
+
+def _execute(job: _Job) -> RunResult:
     """Fit (and refit), score and save, turning every way this can end into a RunResult."""
-    history = History()
+    run, history = job.run, History()
     try:
-        return _fit_and_save(run, config, model, dataset, data, runtime, verbose, stream, resume_from, extra_callbacks)
+        return _fit_and_save(job)
     except KeyboardInterrupt:  # Ctrl-C outside the training loop (which turns it into a flag)
         _mark(run, status="interrupted", interrupted=_now())
         return RunResult(run, StopCause.INTERRUPTED, history, signal="SIGINT",
@@ -224,21 +231,12 @@ def _execute(
                          message=f"{exc}; once that is fixed, resume with: mlplab train --resume {run.path}")
 
 
-def _fit_and_save(
-    run: RunDir,
-    config: ExperimentConfig,
-    model: MLP,
-    dataset: Dataset,
-    data: PreparedData,
-    runtime: Runtime,
-    verbose: int,
-    stream: TextIO | None,
-    resume_from: Path | None,
-    extra_callbacks: tuple[Callback, ...],
-) -> RunResult:
+def _fit_and_save(job: _Job) -> RunResult:
+    run, config, model, dataset, data, runtime = job.run, job.config, job.model, job.dataset, job.data, job.runtime
+    resume_from = job.resume_from
     callbacks = standard_callbacks(
         config.training, checkpoint_path=run.checkpoint, checkpoint_extra={"config": config.to_dict()},
-        extra=[HistoryWriter(run), *extra_callbacks], verbose=verbose, stream=stream,
+        extra=[HistoryWriter(run), *job.callbacks], verbose=job.verbose, stream=job.stream,
     )
     start = time.perf_counter()
     history = fit(model, config.training, data.train, data.validation, callbacks=callbacks,
@@ -251,7 +249,7 @@ def _fit_and_save(
     refit: dict[str, Any] | None = None
     if cause.saved_model and cause is not StopCause.NON_FINITE and config.training.refit and data.validate_on == "val":
         refit_start = time.perf_counter()
-        refitted, refit_history = refit_on_all_training_data(config, dataset, data, history.kept_epoch, runtime, verbose, stream)
+        refitted, refit_history = refit_on_all_training_data(job, history.kept_epoch)
         if refit_history.interrupted:
             return _interrupted(run, history, "it was refitting on all training data (the refit starts again)",
                                 refit_history.interrupted)
@@ -318,16 +316,9 @@ def _interrupted(run: RunDir, history: History, where: str, signal: str | None =
     return RunResult(run, StopCause.INTERRUPTED, history, message=message, signal=signal)
 
 
-def refit_on_all_training_data(
-    config: ExperimentConfig,
-    dataset: Dataset,
-    data: PreparedData,
-    epochs: int,
-    runtime: Runtime,
-    verbose: int,
-    stream: TextIO | None,
-) -> tuple[MLP, History]:
+def refit_on_all_training_data(job: _Job, epochs: int) -> tuple[MLP, History]:
     """A fresh model (same seed) trained on training + validation data for the kept number of epochs."""
+    config, dataset, data, verbose, stream = job.config, job.dataset, job.data, job.verbose, job.stream
     x = np.concatenate([data.train[0], data.validation[0]])  # type: ignore[index]
     y = np.concatenate([data.train[1], data.validation[1]])  # type: ignore[index]
     training: TrainingConfig = config.training.model_copy(update={"epochs": epochs, "early_stopping": None, "refit": False})
@@ -335,7 +326,7 @@ def refit_on_all_training_data(
         print(f"Refit on all {len(y)} training images for {epochs} epochs", file=stream or sys.stdout)
     model = build_model(config.model, dataset.num_features, dataset.num_classes, seed=config.training.seed)
     history = fit(model, training, (x, y), None, callbacks=standard_callbacks(training, verbose=verbose, stream=stream),
-                  runtime=runtime, image_shape=dataset.image_shape)
+                  runtime=job.runtime, image_shape=dataset.image_shape)
     return model, history
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from mlplab._lazy import lazy_getattr
 from mlplab.errors import ConfigError, DataError, InputError, MlplabError, ModelFileError, TrainingError
 
 # The rest is imported on first use, so that `import mlplab.report` or `mlplab --help` does not
@@ -40,14 +41,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'mlplab' has no attribute {name!r}")
+__getattr__ = lazy_getattr(globals(), _LAZY, __name__)
 
 
 def __dir__() -> list[str]:

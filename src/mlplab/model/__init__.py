@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-import importlib
+from mlplab._lazy import lazy_getattr
 
 _LAZY = {
     "MLP": "mlplab.model.build", "build_model": "mlplab.model.build",
@@ -22,12 +22,7 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'mlplab.model' has no attribute {name!r}")
+__getattr__ = lazy_getattr(globals(), _LAZY, __name__)
 
 
 def __dir__() -> list[str]:

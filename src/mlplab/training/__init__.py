@@ -6,7 +6,7 @@ and the command line imports torch only in the commands that compute.
 
 from __future__ import annotations
 
-import importlib
+from mlplab._lazy import lazy_getattr
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -30,12 +30,7 @@ _LAZY = {
 __all__ = sorted([*_LAZY, "standard_callbacks"])
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'mlplab.training' has no attribute {name!r}")
+__getattr__ = lazy_getattr(globals(), _LAZY, __name__)
 
 
 def __dir__() -> list[str]:

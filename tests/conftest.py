@@ -46,3 +46,27 @@ def mnist(data_dir: Path):
     from mlplab.data import load_dataset
 
     return load_dataset("mnist", data_dir=data_dir, download=False)
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's chromium: Playwright drives it, no browser is downloaded
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium through Playwright (skips the test, saying why, when either is missing)."""
+    import shutil
+
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.skip(f"headless chromium not installed ({CHROMIUM}); install Debian's chromium package")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("Python playwright not installed (pip install playwright; the system chromium is used)")
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()

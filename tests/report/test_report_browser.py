@@ -4,7 +4,6 @@ figures not shrunk past legibility; a hostile report runs no script. Screenshots
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,29 +11,10 @@ import pytest
 from mlplab.report.html import PHONE_SCALE
 from report_synthetic import MODELS
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run", "--disable-sync"]
 WIDTHS = {"desktop": 1280, "phone": 420}
 MIN_COUNT_PX = 12  # confusion-matrix counts (they were ~6 px as a scaled-down PNG)
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.skip(f"headless chromium not installed ({CHROMIUM}); install Debian's chromium package")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("Python playwright not installed (pip install playwright; the system chromium is used)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _open(browser, path: Path, width: int):

@@ -5,9 +5,10 @@ training data and its validation split; the study records where the run lives an
 When the study is full, the Pareto front's trials are refit on all training images and scored
 once on the test set (`OUT/refit/NNNN/`), and their configs written to `OUT/front/`.
 
-Exactly N complete trials: a worker asks for a trial only while complete + running trials are
-fewer than N, and gives a trial back (pruned, marked `skipped`) when a lower-numbered one already
-took the last place. A trial whose worker died (no heartbeat, or its worker's lock released on
+Exactly N complete trials: a trial runs only when fewer than N lower-numbered trials hold a place
+(complete, running, waiting, or failed with a retry due); otherwise it is told off (pruned, marked
+`skipped`) before it samples anything. The order of trial numbers makes this one decision every
+worker agrees on (places.py says why). A trial whose worker died (no heartbeat, or its worker's lock released on
 this machine) is failed and re-queued with the same parameters; when its run directory is on this
 machine the re-run resumes it from its last checkpoint. Ctrl-C does the same for its own trial.
 """
@@ -29,7 +30,7 @@ from typing import Any, Callable
 
 from mlplab.config import ExperimentConfig, config_from_dict, load_config
 from mlplab.errors import ConfigError, MlplabError, TrainingError
-from mlplab.studies.search import objectives
+from mlplab.studies.search import objectives, places
 from mlplab.studies.search.space import SearchSpace, load_space
 from mlplab.studies.search.storage import describe_url, is_database, open_storage
 
@@ -195,11 +196,13 @@ def _pull_trials(plan: SearchPlan, study, context: "_TrialContext", lock_dir: Pa
         try:
             while deadline is None or time.monotonic() < deadline:
                 reap_dead_trials(study, host)
-                counts = _counts(study)
+                trials = study.get_trials(deepcopy=False)
+                counts = _counts(study, trials)
                 if counts["complete"] >= plan.trials:
                     break
-                if counts["waiting"] == 0 and counts["complete"] + counts["running"] >= plan.trials:
-                    time.sleep(min(1.0, plan.heartbeat / 4))  # the last places are taken; wait in case one dies
+                if counts["waiting"] == 0 and places.places_taken(trials) >= plan.trials:
+                    # The last places are taken: wait, in case a worker dies and its trial comes back.
+                    time.sleep(min(1.0, plan.heartbeat / 4))
                     continue
                 study.optimize(context.objective, n_trials=1, catch=(TrialFailed,),
                                callbacks=[_Progress(plan, print_fn)], gc_after_trial=False)
@@ -210,11 +213,11 @@ def _pull_trials(plan: SearchPlan, study, context: "_TrialContext", lock_dir: Pa
     return True
 
 
-def _counts(study) -> dict[str, int]:
+def _counts(study, trials: list | None = None) -> dict[str, int]:
     from optuna.trial import TrialState
 
     counts = {"complete": 0, "running": 0, "waiting": 0}
-    for t in study.get_trials(deepcopy=False):
+    for t in study.get_trials(deepcopy=False) if trials is None else trials:
         if t.state == TrialState.COMPLETE:
             counts["complete"] += 1
         elif t.state == TrialState.RUNNING:
@@ -228,7 +231,6 @@ def reap_dead_trials(study, host: str) -> None:
     """Fail (and re-queue) running trials whose worker died: stale heartbeats in a database; on this
     machine also trials whose worker's lock was released (the journal file has no heartbeat)."""
     import optuna
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
     from optuna.trial import TrialState
 
     from mlplab.runs.lock import is_locked
@@ -249,9 +251,12 @@ def reap_dead_trials(study, host: str) -> None:
 
 
 def requeue(study, failed) -> None:
+    import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-    RetryHeartbeatStaleTrialCallback(max_retry=3)(study, failed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        RetryHeartbeatStaleTrialCallback(max_retry=places.MAX_RETRY)(study, failed)
 
 
 class _TrialContext:
@@ -272,18 +277,30 @@ class _TrialContext:
 
     def objective(self, trial) -> list[float]:
         import optuna
-        from optuna.trial import TrialState
 
+        study = trial.study
+        if not places.takes_place(trial.number, study.get_trials(deepcopy=False), self.plan.trials):
+            # Lower-numbered trials hold every place; told off before sampling, so the sampler sees nothing.
+            trial.set_user_attr(places.TOLD_OFF, "the study's places were taken by lower-numbered trials")
+            raise optuna.TrialPruned()
+        try:
+            return self._run(trial, study)
+        except (SearchInterrupted, TrialFailed, optuna.TrialPruned):
+            raise
+        except KeyboardInterrupt:  # Ctrl-C outside the epochs (the run layer saves inside them): queue it again
+            with contextlib.suppress(Exception):
+                requeue(study, study._storage.get_trial(trial._trial_id))
+            raise
+        except BaseException as exc:  # failed in its own worker, not a dead worker's trial: no retry is due
+            with contextlib.suppress(Exception):
+                trial.set_user_attr("failure", f"{type(exc).__name__}: {exc}"[:500])
+            raise
+
+    def _run(self, trial, study) -> list[float]:
         from mlplab.runs import RunDir, RunPlan, resume_run, start_run
         from mlplab.runs.lock import is_locked
         from mlplab.runs.result import StopCause
 
-        study = trial.study
-        ahead = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-                 if t.state == TrialState.COMPLETE or t.number < trial.number]
-        if len(ahead) >= self.plan.trials:  # another worker took the last place first
-            trial.set_user_attr("skipped", "the study already had enough trials")
-            raise optuna.TrialPruned()
         chosen = self.space.sample(trial)
         config = self.space.config_for(chosen, name=f"{self.space.name}-trial-{trial.number:04d}")
         if self.plan.dataset:

@@ -52,27 +52,60 @@ def _worker(space: Path, out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _kill_mid_trial(victim: subprocess.Popen, load_study, timeout: float = 120) -> int:
-    """SIGKILL the victim while it trains a trial; returns that trial's number."""
+def _victims_trial(load_study, pid: int):
+    """The RUNNING trial of worker `pid` whose run is under way (run.json says running), or None."""
     from optuna.trial import TrialState
 
+    try:
+        study = load_study()
+    except (KeyError, ValueError):  # not created yet
+        return None
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        run_dir = t.user_attrs.get("run_dir")
+        if t.user_attrs.get("worker_lock", "").endswith(f"-{pid}") and run_dir:
+            run_json = Path(run_dir) / "run.json"
+            if run_json.is_file() and '"status": "running"' in run_json.read_text():
+                return t
+    return None
+
+
+def _freeze_mid_trial(victim: subprocess.Popen, load_study, timeout: float = 120) -> int:
+    """SIGSTOP the victim while it trains a trial, seen from the storage and its run directory; returns
+    that trial's number. The check is repeated once the victim is frozen, so the trial cannot finish
+    between the check and the kill that follows, however fast trials are (the victim, frozen inside its
+    run, holds no lock of the journal file)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         assert victim.poll() is None, victim.stdout.read()
-        try:
-            study = load_study()
-        except (KeyError, ValueError):  # not created yet
-            time.sleep(0.2)
-            continue
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            lock = t.user_attrs.get("worker_lock", "")
-            run_dir = t.user_attrs.get("run_dir")
-            if lock.endswith(f"-{victim.pid}") and run_dir and (Path(run_dir) / "run.json").is_file():
-                victim.send_signal(signal.SIGKILL)
-                victim.wait()
-                return t.number
+        if _victims_trial(load_study, victim.pid) is not None:
+            victim.send_signal(signal.SIGSTOP)
+            trial = _victims_trial(load_study, victim.pid)
+            if trial is not None:
+                return trial.number
+            victim.send_signal(signal.SIGCONT)  # it finished that trial meanwhile: catch the next one
         time.sleep(0.05)
-    raise AssertionError("the victim never started a trial")
+    raise AssertionError(f"the victim was not seen inside a trial in {timeout} s")
+
+
+def _kill_while_others_work(victim: subprocess.Popen, others: list[subprocess.Popen], load_study,
+                            timeout: float = 120) -> None:
+    """SIGKILL the frozen victim once another worker is inside a trial of its own (all are running)."""
+    end = time.monotonic() + timeout
+    while not any(_victims_trial(load_study, w.pid) or _finished_a_trial(load_study, w.pid) for w in others):
+        assert time.monotonic() < end, "no other worker started a trial"
+        for w in others:
+            assert w.poll() is None, w.stdout.read()
+        time.sleep(0.1)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+
+
+def _finished_a_trial(load_study, pid: int) -> bool:
+    from optuna.trial import TrialState
+
+    study = load_study()
+    return any(t.user_attrs.get("worker_lock", "").endswith(f"-{pid}")
+               for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
 
 
 def _check_study(study, killed: int) -> None:
@@ -110,11 +143,17 @@ def test_two_workers_on_the_embedded_journal_survive_a_killed_worker(tmp_path, d
     space.write_text(SPACE)
     out = tmp_path / "search"
     out.mkdir()
-    workers = [_worker(space, out) for _ in range(3)]  # one of three is the victim: two remain
-    started.extend(workers)
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
-    killed = _kill_mid_trial(workers[0], lambda: optuna.load_study(study_name="tiny-space", storage=storage))
-    outputs = _finish(workers[1:])
+    load = lambda: optuna.load_study(study_name="tiny-space", storage=storage)  # noqa: E731
+    # The victim starts first and is frozen inside a trial, so it cannot run out of trials before the
+    # kill; the two others start, and the victim is killed once one of them is inside a trial too.
+    victim = _worker(space, out)
+    started.append(victim)
+    killed = _freeze_mid_trial(victim, load)
+    workers = [_worker(space, out) for _ in range(2)]
+    started.extend(workers)
+    _kill_while_others_work(victim, workers, load)
+    outputs = _finish(workers)
     _check_study(optuna.load_study(study_name="tiny-space", storage=storage), killed)
     assert (out / "report.html").is_file()
     assert any("refit test accuracy" in o for o in outputs)
@@ -125,13 +164,17 @@ def test_three_workers_on_postgresql_survive_a_killed_worker(tmp_path, data_dir,
     space = tmp_path / "space.toml"
     space.write_text(SPACE)
     extra = ("--storage", postgres_url, "--study", "shared", "--heartbeat", "1")
-    workers = [_worker(space, tmp_path / f"machine{i}", *extra) for i in range(3)]
-    started.extend(workers)
     from mlplab.studies.search.storage import normalise_url
 
     storage = optuna.storages.RDBStorage(normalise_url(postgres_url))
-    killed = _kill_mid_trial(workers[0], lambda: optuna.load_study(study_name="shared", storage=storage))
-    _finish(workers[1:])
+    load = lambda: optuna.load_study(study_name="shared", storage=storage)  # noqa: E731
+    victim = _worker(space, tmp_path / "machine0", *extra)  # frozen mid-trial, then killed (see the journal test)
+    started.append(victim)
+    killed = _freeze_mid_trial(victim, load)
+    workers = [_worker(space, tmp_path / f"machine{i}", *extra) for i in (1, 2)]
+    started.extend(workers)
+    _kill_while_others_work(victim, workers, load)
+    _finish(workers)
     study = optuna.load_study(study_name="shared", storage=storage)
     _check_study(study, killed)
     report_dir = tmp_path / "report"

@@ -190,6 +190,8 @@ def run_worker(plan: SearchPlan, *, worker: int = 0, print_fn: Printer = print, 
 
 def _pull_trials(plan: SearchPlan, study, context: "_TrialContext", lock_dir: Path, deadline: float | None,
                  host: str, pid: int, print_fn: Printer) -> bool:
+    from optuna.exceptions import UpdateFinishedTrialError
+
     from mlplab.runs.lock import run_lock
 
     with run_lock(lock_dir):
@@ -204,8 +206,17 @@ def _pull_trials(plan: SearchPlan, study, context: "_TrialContext", lock_dir: Pa
                     # The last places are taken: wait, in case a worker dies and its trial comes back.
                     time.sleep(min(1.0, plan.heartbeat / 4))
                     continue
-                study.optimize(context.objective, n_trials=1, catch=(TrialFailed,),
-                               callbacks=[_Progress(plan, print_fn)], gc_after_trial=False)
+                context.trial_id = None
+                try:
+                    study.optimize(context.objective, n_trials=1, catch=(TrialFailed,),
+                                   callbacks=[_Progress(plan, print_fn)], gc_after_trial=False)
+                except (ValueError, UpdateFinishedTrialError):
+                    if not context.lost_its_trial(study):
+                        raise
+                    # This worker was alive but silent past the grace period (a stalled machine): another
+                    # worker failed its trial and queued the retry. Telling it now is refused; go on.
+                    print_fn(f"worker {pid}: trial {context.trial_number} was failed by another worker "
+                             f"(no heartbeat for {2 * plan.heartbeat} s) and queued again; continuing")
         except (SearchInterrupted, KeyboardInterrupt):
             print_fn(f"worker {pid}: interrupted; the trial's run is saved and queued again. "
                      "Run the same command again to continue the study.")
@@ -265,6 +276,18 @@ class _TrialContext:
         self.plan, self.space, self.dataset, self.runtime = plan, space, dataset, runtime
         self.host, self.lock, self.verbose = host, lock, verbose
         self.tracked_study = tracked_study  # mlplab.tracking.StudyTracking, when the search logs
+        self.trial_id: int | None = None  # the trial this worker runs or ran last
+        self.trial_number: int | None = None
+
+    def lost_its_trial(self, study) -> bool:
+        """Whether another worker failed this worker's trial (its heartbeat went stale) while it ran:
+        failed, with no `failure` of its own recorded."""
+        from optuna.trial import TrialState
+
+        if self.trial_id is None:
+            return False
+        trial = study._storage.get_trial(self.trial_id)
+        return trial.state == TrialState.FAIL and "failure" not in trial.user_attrs
 
     def train(self, run_path: Path, train):
         """`train(callbacks)` (a start_run or resume_run call), logged as a run nested under the study."""
@@ -279,6 +302,7 @@ class _TrialContext:
         import optuna
 
         study = trial.study
+        self.trial_id, self.trial_number = trial._trial_id, trial.number
         if not places.takes_place(trial.number, study.get_trials(deepcopy=False), self.plan.trials):
             # Lower-numbered trials hold every place; told off before sampling, so the sampler sees nothing.
             trial.set_user_attr(places.TOLD_OFF, "the study's places were taken by lower-numbered trials")

@@ -5,6 +5,7 @@ or by a seeded scheduler, and the study must end with exactly N complete trials 
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 
 import pytest
 
@@ -161,7 +162,7 @@ def test_a_failed_trial_whose_retry_never_came_frees_its_place_after_a_while(tmp
     assert a.claim() and a.fail_dead(a.trial_id)  # the reaper died before queueing the retry
     failed = a.storage.get_trial(a.trial_id)
     assert places.places_taken(b.trials(), now=failed.datetime_complete) == 2
-    later = failed.datetime_complete + __import__("datetime").timedelta(seconds=places.PENDING_RETRY_SECONDS + 1)
+    later = failed.datetime_complete + timedelta(seconds=places.PENDING_RETRY_SECONDS + 1)
     assert places.places_taken(b.trials(), now=later) == 1
     b.create()
     assert places.takes_place(b.trials()[-1].number, b.trials(), 2, now=later)
@@ -229,3 +230,45 @@ def test_exactly_n_complete_trials_under_many_interleavings_with_a_killed_worker
     # The killed trial comes back almost always. It may lose its place (N stays exact) when a lower-
     # numbered trial was asked before the kill but had not claimed yet as the retry claimed.
     assert kills > 50 and reruns >= 0.95 * kills, (kills, reruns)
+
+
+TINY_SPACE = """
+name = "tiny-space"
+base = "tutorial-50-25"
+fixed = { "training.epochs" = 2, "training.early_stopping" = "none" }
+[layers]
+count = { low = 1, high = 1 }
+units = { low = 8, high = 16 }
+"""
+
+
+def test_a_worker_whose_trial_another_worker_failed_goes_on(tmp_path, data_dir):
+    # A stalled machine: alive, but its heartbeat went stale, so another worker failed its trial and
+    # queued the retry. Telling the finished trial is refused; the worker must say so and go on.
+    from mlplab.studies.search import SearchPlan
+    from mlplab.studies.search.study import run_worker
+    from mlplab.training.callbacks import Callback
+
+    space = tmp_path / "space.toml"
+    space.write_text(TINY_SPACE)
+    out = tmp_path / "search"
+
+    class FailedByAnother(Callback):
+        done = False
+
+        def on_epoch_end(self, state, row) -> None:
+            if not FailedByAnother.done:
+                FailedByAnother.done = True
+                reaper = Worker(_storage(out), 2)
+                (running,) = reaper.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                assert reaper.fail_dead(running._trial_id)
+                reaper.requeue(running._trial_id)
+
+    plan = SearchPlan(str(space), out, trials=2, limit=300, threads=1, refit_top=0, reference=False,
+                      data_dir=data_dir, study="s", run_callbacks=(FailedByAnother(),))
+    lines: list[str] = []
+    assert run_worker(plan, print_fn=lines.append) is True
+    assert any("trial 0 was failed by another worker" in line for line in lines), lines
+    study = optuna.load_study(study_name="s", storage=_storage(out))
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    assert len(complete) == 2 and any(t.system_attrs.get("failed_trial") == 0 for t in complete)

@@ -1,6 +1,6 @@
 """How fast `mlplab search` runs trials, and how much of a trial is not training.
 
-    python bench/search_speed.py --trials 6 --limit 3000
+    python bench/search_speed.py --trials 4 --limit 2000
 
 Runs tutorial-space into fresh folders once per layout (default: 1 worker x 2 threads, the default
 on 2 cores; 1 worker x 1 thread; 2 workers x 1 thread; each worker one process that loads the data
@@ -85,8 +85,8 @@ def layout(text: str) -> tuple[int, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=6)
-    parser.add_argument("--limit", type=int, default=3000)
+    parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument("--limit", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0, help="seed of the drawn trials")
     parser.add_argument("--layouts", type=layout, nargs="+", default=[(1, 2), (1, 1), (2, 1)],
                         help="WORKERSxTHREADS per worker (default: 1x2 1x1 2x1)")

@@ -8,9 +8,10 @@ once on the test set (`OUT/refit/NNNN/`), and their configs written to `OUT/fron
 Exactly N complete trials: a trial runs only when fewer than N lower-numbered trials hold a place
 (complete, running, waiting, or failed with a retry due); otherwise it is told off (pruned, marked
 `skipped`) before it samples anything. The order of trial numbers makes this one decision every
-worker agrees on (places.py says why). A trial whose worker died (no heartbeat, or its worker's lock released on
-this machine) is failed and re-queued with the same parameters; when its run directory is on this
-machine the re-run resumes it from its last checkpoint. Ctrl-C does the same for its own trial.
+worker agrees on (places.py says why). A trial whose worker died (no heartbeat, or its worker's
+lock released on this machine) is failed and re-queued with the same parameters; when its run
+directory is on this machine the re-run resumes it from its last checkpoint. Ctrl-C does the same
+for its own trial.
 """
 
 from __future__ import annotations
@@ -270,6 +271,16 @@ def requeue(study, failed) -> None:
         RetryHeartbeatStaleTrialCallback(max_retry=places.MAX_RETRY)(study, failed)
 
 
+def _requeue_own(study, trial_id: int) -> None:
+    """Queue this worker's interrupted trial again, unless another worker already failed and re-queued
+    it (this worker looked dead to it): two retries of one trial would both run."""
+    from optuna.trial import TrialState
+
+    trial = study._storage.get_trial(trial_id)
+    if trial.state == TrialState.RUNNING:
+        requeue(study, trial)
+
+
 class _TrialContext:
     def __init__(self, plan: SearchPlan, space: SearchSpace, dataset, runtime, host: str, lock: str, verbose: int,
                  tracked_study=None):
@@ -313,7 +324,7 @@ class _TrialContext:
             raise
         except KeyboardInterrupt:  # Ctrl-C outside the epochs (the run layer saves inside them): queue it again
             with contextlib.suppress(Exception):
-                requeue(study, study._storage.get_trial(trial._trial_id))
+                _requeue_own(study, trial._trial_id)
             raise
         except BaseException as exc:  # failed in its own worker, not a dead worker's trial: no retry is due
             with contextlib.suppress(Exception):
@@ -352,7 +363,7 @@ class _TrialContext:
                 plan, dataset=self.dataset, verbose=self.verbose, callbacks=callbacks))
         trial.set_user_attr("run_dir", str(run_path))
         if result.cause is StopCause.INTERRUPTED:  # saved: queue it again, so that the next run resumes it
-            requeue(study, study._storage.get_trial(trial._trial_id))
+            _requeue_own(study, trial._trial_id)
             raise SearchInterrupted(result.message)
         if not result.ok:
             trial.set_user_attr("failure", result.message or result.cause.value)

@@ -1,6 +1,6 @@
 """Measure the training recipes: each trained with `mlplab train RECIPE --seed S`, its test accuracy read once.
 
-    python bench/recipes.py                                   # every recipe, seeds 0-2 (about 1 h 45 min on 2 cores)
+    python bench/recipes.py                                   # every recipe, seeds 0-2
     python bench/recipes.py --recipes recipe-small-40k recipe-670k --seeds 3
     python bench/recipes.py --recipes recipe-fashion --seeds 1
     python bench/recipes.py --quick                           # smoke test: 500 images, 1 epoch (figures meaningless)
@@ -38,17 +38,21 @@ TRAIN = "import sys; from mlplab.cli.main import main; sys.exit(main(sys.argv[1:
 
 def train_once(name: str, seed: int, run_dir: Path, *, threads: str, quick: bool) -> dict[str, Any]:
     """Train one recipe with one seed (or reuse the finished run in `run_dir`) and read its figures."""
-    metrics_file = run_dir / "metrics.json"
-    reused = metrics_file.is_file()
-    before = loadavg()
-    started = time.perf_counter()
+    metrics_file, measured_file = run_dir / "metrics.json", run_dir / "bench.json"
+    reused = metrics_file.is_file() and measured_file.is_file()
     if not reused:
         if run_dir.exists():  # an unfinished run from an earlier attempt: its time would not be one run's
             shutil.rmtree(run_dir)
         command = [sys.executable, "-c", TRAIN, "train", name, "--seed", str(seed), "--out", str(run_dir),
                    "--threads", threads, "--verbose", "2", *(QUICK if quick else [])]
         print(f"$ mlplab {' '.join(command[3:])}", flush=True)
+        before, started = loadavg(), time.perf_counter()
         subprocess.run(command, check=True)
+        measured_file.write_text(json.dumps({
+            "loadavg_before": before, "loadavg_after": loadavg(),
+            "process_seconds": round(time.perf_counter() - started, 2),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}) + "\n")
+    measured = json.loads(measured_file.read_text())
     metrics = json.loads(metrics_file.read_text())
     info = json.loads((run_dir / "run.json").read_text())
     model = json.loads((run_dir / "model.json").read_text())
@@ -59,8 +63,7 @@ def train_once(name: str, seed: int, run_dir: Path, *, threads: str, quick: bool
         "epochs": metrics["epochs_run"], "train_samples": metrics["train_samples"],
         "params": _params(model), "threads": info.get("runtime", {}).get("threads"),
         "gradients": info.get("runtime", {}).get("gradients"),
-        "loadavg_before": None if reused else before, "loadavg_after": None if reused else loadavg(),
-        "process_seconds": None if reused else round(time.perf_counter() - started, 2),
+        **measured,
     }
 
 
@@ -93,6 +96,13 @@ def summarize_recipe(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _flops(value: float) -> str:
+    for unit, size in (("P", 1e15), ("T", 1e12), ("G", 1e9)):
+        if value >= size:
+            return f"{value / size:.3g} {unit}"
+    return f"{value:.3g}"
+
+
 def markdown(summary: list[dict[str, Any]], cpu: dict[str, Any], quick: bool) -> str:
     lines = [
         "| recipe | row | params | seeds | test accuracy (mean ± sd) | target | training time (mean ± sd) | budget | training FLOPs |",
@@ -103,7 +113,7 @@ def markdown(summary: list[dict[str, Any]], cpu: dict[str, Any], quick: bool) ->
         secs = f"{s['train_seconds_mean']:.1f} s" + (f" ± {s['train_seconds_sd']:.1f}" if s["train_seconds_sd"] is not None else "")
         lines.append(
             f"| {s['recipe']} | {s['title']} | {s['params']:,} | {s['seeds']} | {acc} | {s['target'] * 100:.1f} % "
-            f"{'met' if s['target_met'] else 'missed'} | {secs} | {s['budget_s']:.0f} s | {s['train_flops'] / 1e12:.2f} T |"
+            f"{'met' if s['target_met'] else 'missed'} | {secs} | {s['budget_s']:.0f} s | {_flops(s['train_flops'])} |"
         )
     note = " QUICK MODE (500 images, 1 epoch): not a measurement." if quick else ""
     lines.append(f"\nCPU: {cpu.get('model', '?')} ({cpu.get('logical_cpus')} logical CPUs).{note}")
@@ -116,6 +126,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipes", nargs="+", default=[r.config for r in RECIPES], help="recipes to measure (default: all)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per recipe (default 3)")
+    parser.add_argument("--seed", type=int, action="append", default=None,
+                        help="train only this seed (repeatable; to run seeds in separate processes, then --seeds N collects them)")
     parser.add_argument("--threads", default="auto", help="passed to mlplab train (default auto)")
     parser.add_argument("--runs", type=Path, default=RESULTS / "recipe-runs", help="run directories (default bench/results/recipe-runs)")
     parser.add_argument("--out", type=Path, default=None, help="results file stem (default bench/results/recipes-<time>)")
@@ -128,7 +140,7 @@ def main() -> None:
     per_run, summary = [], []
     for name in args.recipes:
         runs = [train_once(name, seed, runs_root / f"{name}-seed{seed}", threads=args.threads, quick=args.quick)
-                for seed in range(args.seeds)]
+                for seed in (args.seed or range(args.seeds))]
         per_run += runs
         summary.append(summarize_recipe(name, runs))
     cpu = cpu_info()

@@ -86,8 +86,8 @@ def reproduce(
 
     `models` are config names or files; `with_recipes` adds the shipped recipes for the dataset
     (`mlplab.studies.recipes`) after them, so the report shows how far the same kind of model goes.
-    `overwrite` trains every run afresh, replacing the runs already in `out`. `tracking` logs the study as a parent MLflow run with each run nested under
-    it (and each run to TensorBoard).
+    `overwrite` trains every run afresh, replacing the runs already in `out`. `tracking` logs the
+    study as a parent MLflow run with each run nested under it (and each run to TensorBoard).
     """
     if not models:
         raise ConfigError("give at least one config to reproduce")

@@ -3,6 +3,7 @@
     python bench/recipe_search.py                       # fast-256-256 and its neighbours, seeds 0-2
     python bench/recipe_search.py --config fast-256-256 --try '{"training.epochs": 4}' --seeds 0
     python bench/recipe_search.py --confirm-on-test     # the same runs, scored on the test set
+    python bench/recipe_search.py --config recipe-fashion --dataset fashion-mnist --seeds 0
 
 Each run trains on 50,000 training images and is scored after every epoch on the other 10,000
 (a fixed seeded split); it prints the wall-clock seconds from building the model to the end of
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--try", dest="tries", action="append", default=None,
                         help="JSON dict of dotted-key overrides; repeat for several (default: the built-in list)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
+    parser.add_argument("--dataset", default="mnist", help="mnist (read by bench/data.py) or any dataset mlplab loads (default mnist)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--confirm-on-test", action="store_true", help="score on the test set instead (default off)")
     args = parser.parse_args()
@@ -52,7 +54,7 @@ def main() -> None:
     from mlplab.training import fit
 
     torch.set_num_threads(args.threads)
-    (x_train, y_train), (x_test, y_test) = load_mnist()
+    (x_train, y_train), (x_test, y_test) = load_mnist() if args.dataset == "mnist" else _load(args.dataset)
     if args.confirm_on_test:
         train, scored, on = (x_train, y_train), (x_test, y_test), "test"
     else:
@@ -67,10 +69,19 @@ def main() -> None:
             cfg = load_config(args.config).with_overrides(settings)
             start = time.perf_counter()
             model = build_model(cfg.model, num_features=x_train.shape[1], num_classes=10, seed=seed)
-            history = fit(model, cfg.training, train, validation=scored)
+            history = fit(model, cfg.training, train, validation=scored, image_shape=(28, 28))
             seconds = time.perf_counter() - start
             accuracies = " ".join(f"{row['val_accuracy'] * 100:.2f}" for row in history)
             print(f"{json.dumps(overrides)} seed {seed}: {seconds:.2f} s, {on} accuracy per epoch {accuracies}", flush=True)
+
+
+def _load(name: str):
+    """Any dataset mlplab knows, flattened and scaled like bench/data.py's MNIST (28×28 images only)."""
+    from mlplab.data import load_dataset
+    from mlplab.data.preprocess import flatten_scale
+
+    ds = load_dataset(name)
+    return (flatten_scale(ds.x_train), ds.y_train), (flatten_scale(ds.x_test), ds.y_test)
 
 
 if __name__ == "__main__":

@@ -86,3 +86,19 @@ def test_update_readme_writes_the_tables_to_bench_and_a_short_table_to_the_readm
     for path in (REPO / "README.md", REPO / "bench" / "README.md"):  # where `make bench` writes
         text = path.read_text()
         assert "<!-- bench:start -->" in text and "<!-- bench:end -->" in text, path
+
+
+def test_recipe_results_are_mean_and_sd_over_seeds_against_the_rows_target_and_budget():
+    from bench.recipes import markdown, summarize_recipe
+
+    def run(seed, acc, secs):
+        return {"seed": seed, "test_accuracy": acc, "train_seconds": secs, "train_flops": 4e12, "params": 669_706, "epochs": 24}
+
+    three = summarize_recipe("recipe-670k", [run(0, 0.988, 170.0), run(1, 0.990, 175.0), run(2, 0.989, 190.0)])
+    assert three["seeds"] == 3 and abs(three["test_accuracy_mean"] - 0.989) < 1e-12
+    assert abs(three["test_accuracy_sd"] - 0.001) < 1e-12 and abs(three["train_seconds_mean"] - 535 / 3) < 1e-9
+    assert three["target_met"] and not three["within_budget"]  # one seed over the 180 s budget
+    one = summarize_recipe("recipe-small-40k", [run(0, 0.97, 20.0)])
+    assert one["test_accuracy_sd"] is None and not one["target_met"] and one["within_budget"]
+    table = markdown([three, one], {"model": "AMD EPYC", "logical_cpus": 2}, quick=False)
+    assert "98.90 % ± 0.10" in table and "97.00 % (1 seed)" in table and "AMD EPYC" in table and "4 T" in table

@@ -91,3 +91,26 @@ def test_a_run_that_cannot_finish_stops_reproduce_with_its_exit_status(mnist_dir
     err = capsys.readouterr().err
     assert code == 3 and "non-finite loss" in err and err.startswith("error: ")
     assert (tmp_path / "r" / "runs" / "tutorial-50-25-seed0" / "model.safetensors").is_file()  # kept what was saved
+
+
+def test_with_recipes_adds_the_recipes_to_the_tutorials_report(mnist_dir, tmp_path):
+    out = tmp_path / "recipes"
+    code = main(["reproduce", "--with-recipes", "--limit", "300", "--max-epochs", "1", "--out", str(out), "--verbose", "0"])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [row["model"] for row in summary["models"]] == [
+        "tutorial-50-25", "tutorial-512-512", "tutorial-128-64",  # the tutorial's three, as they are
+        "recipe-small-40k", "recipe-670k", "recipe-mlp", "recipe-mlp-augment"]
+    rows = {row["model"]: row for row in summary["models"]}
+    assert rows["recipe-mlp"]["params"] == summarize(load_config("recipe-mlp").model).total_params
+    assert rows["recipe-670k"]["train_flops"] > rows["recipe-small-40k"]["train_flops"] > 0
+    assert any("recipe-*" in note for note in summary["notes"])
+    html = (out / "report.html").read_text()
+    assert "recipe-mlp-augment" in html and (out / "accuracy_vs_cost.png").is_file()
+
+
+def test_with_recipes_on_a_dataset_without_recipes_is_a_one_line_error(mnist_dir, tmp_path, capsys):
+    code = main(["reproduce", "--with-recipes", "--dataset", "kmnist", "--limit", "100", "--out", str(tmp_path / "k")])
+    assert code == 2
+    assert capsys.readouterr().err.strip().startswith("error: no recipes for dataset 'kmnist'")
+    assert not (tmp_path / "k").exists()  # refused before anything was created

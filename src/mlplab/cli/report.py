@@ -32,6 +32,7 @@ def reproduce_command(
     precision: options.Precision = "fp32",
     threads: options.Threads = "auto",
     verbose: options.Verbose = 1,
+    with_recipes: Annotated[bool, typer.Option("--with-recipes", help="Also train mlplab's recipes for the dataset (recipe-* configs: the best MLPs within a time budget, docs/recipes.md) and show them in the same report; their time budgets add up to 33.5 minutes per seed on MNIST.", show_default="off")] = False,
     log_to: Annotated[Optional[list[str]], typer.Option("--log-to", help="Also log to tensorboard[:DIR] (default DIR: OUT/tensorboard, a sub-folder per run) or mlflow[:URI] (default: sqlite:///OUT/mlflow.db; the study is a parent run, each run nested); repeatable. Needs mlplab[track].", show_default="none")] = None,
 ) -> None:
     """Run the tutorial's experiment end to end: data, its three models (or --configs), training, test scores, report."""
@@ -48,7 +49,7 @@ def reproduce_command(
         out, dataset_name=dataset, data_dir=data_dir, seeds=seeds, validate_on=validate_on, limit=limit,
         max_epochs=max_epochs, models=models, runtime=runtime,
         verbose=verbose, print_fn=typer.echo, command=["mlplab", *sys.argv[1:]], overwrite=overwrite,
-        tracking=tracking,
+        tracking=tracking, with_recipes=with_recipes,
     )
     typer.echo(f"Open {artefacts['report_html']} in a browser.")
 

@@ -21,6 +21,7 @@ from mlplab.runs import RunDir, RunPlan, RunResult, load_run_dataset, open_run, 
 from mlplab.runs.lifecycle import config_changes
 from mlplab.runs.plan import VALIDATE_ON
 from mlplab.studies.compare import Printer, compare_runs
+from mlplab.studies.recipes import RECIPES, recipes_for
 from mlplab.training import Runtime, resolve_runtime
 from mlplab.training.callbacks import Callback
 
@@ -41,6 +42,12 @@ REFIT_NOTE = (
     "for the number of epochs the validation run kept; the curves show the validation run, the test figures "
     "the refit model."
 )
+RECIPES_NOTE = (
+    "The recipe-* models are mlplab's training recipes (docs/recipes.md): chosen on a validation split with "
+    "bench/recipe_search.py, they train on all the training images for a fixed number of epochs (no early "
+    "stopping), so the test set chose nothing for them either."
+)
+RECIPE_NAMES = frozenset(r.config for r in RECIPES)
 
 
 def print_data_facts(dataset: Dataset, print_fn: Printer) -> None:
@@ -73,12 +80,14 @@ def reproduce(
     print_fn: Printer = print,
     command: list[str] | None = None,
     tracking: "Tracking | None" = None,
+    with_recipes: bool = False,
 ) -> dict[str, Path]:
     """Train the tutorial's models (`seeds` times each) and write the comparison report into `out`.
 
-    `models` are config names or files; `overwrite` trains every run afresh, replacing the runs
-    already in `out`. `tracking` logs the study as a parent MLflow run with each run nested under
-    it (and each run to TensorBoard).
+    `models` are config names or files; `with_recipes` adds the shipped recipes for the dataset
+    (`mlplab.studies.recipes`) after them, so the report shows how far the same kind of model goes.
+    `overwrite` trains every run afresh, replacing the runs already in `out`. `tracking` logs the
+    study as a parent MLflow run with each run nested under it (and each run to TensorBoard).
     """
     if not models:
         raise ConfigError("give at least one config to reproduce")
@@ -86,6 +95,11 @@ def reproduce(
         raise ConfigError(f"seeds must be at least 1, got {seeds}")
     if validate_on not in VALIDATE_ON:
         raise ConfigError(f"validate_on must be val or test, got {validate_on!r}")
+    if with_recipes:
+        added = recipes_for(dataset_name)
+        if not added:
+            raise ConfigError(f"no recipes for dataset {dataset_name!r} (recipes: {', '.join(r.config for r in RECIPES)})")
+        models = (*models, *(name for name in added if name not in models))
     runtime = runtime or resolve_runtime()
     out = Path(out)
     plans = [
@@ -127,6 +141,8 @@ def _train_and_compare(plans: list[RunPlan], out: Path, dataset: Dataset, datase
     # With --validate-on test the report itself warns that the test figures are optimistic.
     third = [THIRD_MODEL_NOTE] if any(plan.config.name == "tutorial-128-64" for plan in plans) else []
     notes = third + ([HONEST_NOTE] if validate_on == "val" else []) + ([REFIT_NOTE] if refits else [])
+    if any(plan.config.name in RECIPE_NAMES for plan in plans):
+        notes.append(RECIPES_NOTE)
     if limit:
         notes.append(f"Quick run: only the first {limit} training and {limit} test images were used.")
     return compare_runs(

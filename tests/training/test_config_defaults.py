@@ -55,7 +55,7 @@ def test_training_and_early_stopping_defaults():
 def test_schedule_defaults():
     assert Schedule().model_dump() == {
         "name": "constant", "step_size": 10, "gamma": 0.1, "min_learning_rate": 0.0,
-        "max_learning_rate": None, "warmup_fraction": 0.3,
+        "max_learning_rate": None, "warmup_fraction": 0.3, "warmup_epochs": 0.0,
     }
 
 

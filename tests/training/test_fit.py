@@ -288,11 +288,13 @@ def test_all_finite_is_exact_when_the_sum_overflows():
     assert all_finite(torch.zeros(0))
 
 
-@pytest.mark.parametrize("schedule", ["step", "cosine", "one_cycle"])
+@pytest.mark.parametrize("schedule", [{"name": "step"}, {"name": "cosine"}, {"name": "one_cycle"},
+                                      {"name": "constant", "warmup_epochs": 1.5},
+                                      {"name": "cosine", "warmup_epochs": 1.0}])
 def test_fit_follows_a_learning_rate_schedule(blobs, make_config, schedule):
     # A schedule is applied in the loop every step: the recorded rate must move as the schedule says.
     train, val = blobs
-    cfg = make_config(schedule={"name": schedule, "step_size": 1, "gamma": 0.5})
+    cfg = make_config(schedule={"step_size": 1, "gamma": 0.5, **schedule})
     from mlplab.training.optim import learning_rate_at
 
     history = fit(build_model(cfg.model, 20, 3), cfg.training, train, val)

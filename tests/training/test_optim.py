@@ -150,3 +150,35 @@ def test_training_does_not_import_torch_dynamo(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name", ["constant", "step", "cosine"])
+def test_warmup_rises_linearly_then_hands_over_to_the_schedule(name):
+    base, steps_per_epoch, total = 0.1, 10, 100
+    plain = Schedule(name=name, step_size=5, gamma=0.5)
+    warm = Schedule(name=name, step_size=5, gamma=0.5, warmup_epochs=1.5)  # 15 steps
+    rates = [learning_rate_at(warm, base, s, steps_per_epoch, total) for s in range(total)]
+    assert rates[:15] == pytest.approx([base * (s + 1) / 15 for s in range(15)])
+    assert rates[14] == pytest.approx(base) and rates[15] == pytest.approx(base)  # no jump at the hand-over
+    if name == "cosine":  # the cosine runs over the steps after the warm-up, down to its minimum
+        assert rates[-1] == pytest.approx(0.0, abs=1e-12)
+        assert rates[15 + 42] == pytest.approx(base / 2)
+    else:  # constant and step read the step counter from the start, as without warm-up
+        assert rates[15:] == [learning_rate_at(plain, base, s, steps_per_epoch, total) for s in range(15, total)]
+    assert learning_rate_at(Schedule(name=name, warmup_epochs=0.01), base, 0, steps_per_epoch, total) == pytest.approx(base)
+
+
+@pytest.mark.parametrize("bad", [{"warmup_epochs": -1.0}, {"warmup_epochs": float("nan")},
+                                 {"name": "one_cycle", "warmup_epochs": 1.0}])
+def test_bad_warmups_are_refused(bad):
+    with pytest.raises(ValueError, match="warmup"):
+        Schedule(**bad)
+
+
+def test_warmup_must_end_before_training_does():
+    from mlplab.config import config_from_dict
+    from mlplab.errors import MlplabError
+
+    with pytest.raises(MlplabError, match="warmup_epochs"):
+        config_from_dict({"name": "t", "model": {"layers": []}, "training": {"epochs": 2, "schedule": {"name": "cosine", "warmup_epochs": 2}}})
+    config_from_dict({"name": "t", "model": {"layers": []}, "training": {"epochs": 3, "schedule": {"name": "cosine", "warmup_epochs": 2}}})

@@ -30,6 +30,8 @@ def effective_config(config: dict) -> dict:
         schedule = training.get("schedule")
         if isinstance(schedule, dict) and schedule.get("name", "constant") in SCHEDULE_KEYS:
             keep = SCHEDULE_KEYS[schedule.get("name", "constant")]
+            if schedule.get("warmup_epochs"):  # shown only where it warms up
+                keep = keep | {"warmup_epochs"}
             training["schedule"] = {k: v for k, v in schedule.items() if k in keep}
         out[SEED_KEY[0]] = training
     return out

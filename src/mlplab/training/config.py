@@ -72,7 +72,12 @@ Optimizer = Annotated[Union[RMSprop, Adam, AdamW, SGD], Field(discriminator="nam
 
 
 class Schedule(Strict):
-    """Learning rate over epochs: constant, step (×gamma every step_size epochs), cosine, one_cycle."""
+    """Learning rate over epochs: constant, step (×gamma every step_size epochs), cosine, one_cycle.
+
+    `warmup_epochs` (constant, step, cosine) raises the rate linearly from base/warmup_steps to the
+    base rate over that many epochs (fractions allowed: the rate changes every batch); the schedule
+    proper then runs over the remaining steps. one_cycle has its own warm-up (`warmup_fraction`).
+    """
 
     name: Literal["constant", "step", "cosine", "one_cycle"] = "constant"
     step_size: int = 10
@@ -80,11 +85,24 @@ class Schedule(Strict):
     min_learning_rate: float = 0.0
     max_learning_rate: float | None = None  # one_cycle peak; defaults to 10x the optimizer's rate
     warmup_fraction: float = 0.3
+    warmup_epochs: float = 0.0
 
     _step_size = field_validator("step_size")(positive_int)
 
     _gamma = field_validator("gamma")(positive)
     _warmup = field_validator("warmup_fraction")(unit_interval)
+    _warmup_epochs = field_validator("warmup_epochs")(non_negative)
+
+    @model_validator(mode="after")
+    def _one_cycle_has_its_own_warmup(self) -> "Schedule":
+        if self.name == "one_cycle" and self.warmup_epochs > 0:
+            raise ValueError("one_cycle warms up by its own warmup_fraction; set warmup_epochs = 0")
+        return self
+
+    @property
+    def varies(self) -> bool:
+        """Whether the rate ever differs from the optimizer's (the loop then sets it every step)."""
+        return self.name != "constant" or self.warmup_epochs > 0
 
 
 # The metrics early stopping can watch (a history row's columns) and which way is better.
@@ -203,6 +221,13 @@ class TrainingConfig(Strict):
     def _smoothing_needs_cross_entropy(self) -> "TrainingConfig":
         if self.label_smoothing > 0 and self.loss != "categorical_crossentropy":
             raise ValueError(f"label_smoothing needs loss = 'categorical_crossentropy', got {self.loss!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _warmup_within_training(self) -> "TrainingConfig":
+        warmup = self.schedule.warmup_epochs
+        if warmup > 0 and not warmup < self.epochs:
+            raise ValueError(f"schedule.warmup_epochs = {warmup} must be less than epochs = {self.epochs}")
         return self
 
     @model_validator(mode="after")

@@ -160,7 +160,7 @@ def run_epoch(
     lr = base_lr
     state.model.train()
     for batch in range(state.steps_per_epoch):
-        if config.schedule.name != "constant":
+        if config.schedule.varies:
             lr = learning_rate_at(config.schedule, base_lr, state.step, state.steps_per_epoch, state.total_steps)
             set_learning_rate(state.optimizer, lr)
         begin, end = batch * config.batch_size, min((batch + 1) * config.batch_size, n)

@@ -81,22 +81,33 @@ def make_optimizer(parameters: Iterable[torch.Tensor], config: Optimizer) -> Any
     raise ValueError(f"unknown optimizer {config!r}")
 
 
+def warmup_steps(schedule: Schedule, steps_per_epoch: int) -> int:
+    """How many of the first steps warm up (`warmup_epochs`, rounded to whole steps, at least one)."""
+    if schedule.warmup_epochs <= 0:
+        return 0
+    return max(1, round(schedule.warmup_epochs * steps_per_epoch))
+
+
 def learning_rate_at(schedule: Schedule, base_lr: float, step: int, steps_per_epoch: int, total_steps: int) -> float:
     """The learning rate for optimizer step `step` (0-based) of `total_steps`."""
+    warm = warmup_steps(schedule, steps_per_epoch)
+    if step < warm:  # linear: base/warm, 2·base/warm, …, base at the first step after it
+        return base_lr * (step + 1) / warm
     if schedule.name == "constant":
         return base_lr
-    if schedule.name == "step":
+    if schedule.name == "step":  # epochs still count from the start: the warm-up takes the first ones' place
         return base_lr * schedule.gamma ** (step // (schedule.step_size * steps_per_epoch))
-    progress = min(step / max(total_steps - 1, 1), 1.0)
     if schedule.name == "cosine":
+        progress = min((step - warm) / max(total_steps - warm - 1, 1), 1.0)
         return schedule.min_learning_rate + (base_lr - schedule.min_learning_rate) * 0.5 * (1 + math.cos(math.pi * progress))
     # one_cycle: linear warm-up to the peak, then cosine annealing down to min_learning_rate.
+    progress = min(step / max(total_steps - 1, 1), 1.0)
     peak = schedule.max_learning_rate or 10 * base_lr
     start = peak / 25
-    warm = schedule.warmup_fraction
-    if progress < warm:
-        return start + (peak - start) * progress / warm
-    rest = (progress - warm) / (1 - warm)
+    warm_fraction = schedule.warmup_fraction
+    if progress < warm_fraction:
+        return start + (peak - start) * progress / warm_fraction
+    rest = (progress - warm_fraction) / (1 - warm_fraction)
     return schedule.min_learning_rate + (peak - schedule.min_learning_rate) * 0.5 * (1 + math.cos(math.pi * rest))
 
 

@@ -8,7 +8,7 @@ import torch
 from mlplab.config import config_from_dict
 from mlplab.errors import ConfigError, MlplabError
 from mlplab.model import build_model
-from mlplab.training import fit, standard_callbacks
+from mlplab.training import fit
 from mlplab.training.augment import Augmenter, resolve_image_shape
 from mlplab.training.callbacks import Callback
 from mlplab.training.config import Augment, TrainingConfig
@@ -143,43 +143,12 @@ def test_augmentation_changes_training(images):
     assert not torch.equal(next(a.parameters()), next(b.parameters()))
 
 
-class InterruptAfter(Callback):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_end(self, state, row):
-        if state.epoch == self.epoch:
-            state.interrupted = "SIGINT"
-
-
-
-class InterruptMidEpoch(Callback):
-    def on_batch_end(self, state, batch, running):
-        if state.epoch == 2 and batch == 3:
-            state.interrupted = "SIGINT"
-
-
 @pytest.mark.parametrize("activation", ["tanh", "relu"], ids=["autograd", "hand-written"])
 @pytest.mark.parametrize("where", ["mid-epoch", "epoch-boundary"])
-def test_interrupted_then_resumed_equals_uninterrupted_with_augmentation(images, tmp_path, activation, where):
+def test_interrupted_then_resumed_equals_uninterrupted_with_augmentation(images, activation, where,
+                                                                         assert_resume_is_bit_identical):
     train, val = images
-    cfg = config(activation, augment=ON, epochs=5)
-    straight = build_model(cfg.model, 64, 3)
-    fit(straight, cfg.training, train, val, callbacks=standard_callbacks(cfg.training, verbose=0))
-
-    path = tmp_path / "checkpoint.safetensors"
-    first = build_model(cfg.model, 64, 3)
-    stopper = InterruptMidEpoch() if where == "mid-epoch" else InterruptAfter(1)
-    history = fit(first, cfg.training, train, val,
-                  callbacks=[*standard_callbacks(cfg.training, checkpoint_path=path, verbose=0), stopper])
-    assert history.interrupted == "SIGINT"
-
-    resumed = build_model(cfg.model, 64, 3, seed=99)
-    history = fit(resumed, cfg.training, train, val, resume_from=path,
-                  callbacks=standard_callbacks(cfg.training, checkpoint_path=path, verbose=0))
-    assert [r["epoch"] for r in history] == list(range(1, 6))
-    for key, value in straight.state_dict().items():
-        assert torch.equal(value, resumed.state_dict()[key]), key
+    assert_resume_is_bit_identical(config(activation, augment=ON, epochs=5), train, val, where, 64, 3)
 
 
 def test_a_short_real_mnist_run_with_augmentation_learns(mnist):

@@ -34,6 +34,8 @@ def save_checkpoint(path: Path, state: TrainingState, callbacks: list[Callback],
     tensors["rng.torch"] = torch.get_rng_state()
     if state.augmenter is not None:
         tensors["rng.augment"] = state.augmenter.generator.get_state()
+    if state.ema is not None:  # between epochs the model holds the average; the training weights are here
+        tensors["ema.training"] = state.ema.training_weights()
     callback_values = []
     for i, callback in enumerate(callbacks):
         values, cb_tensors = callback.state_dict()
@@ -50,6 +52,7 @@ def save_checkpoint(path: Path, state: TrainingState, callbacks: list[Callback],
         "config": state.config.model_dump(mode="json"),
         # A callback's decision to stop (early stopping, a non-finite loss) is part of the state: a
         # run resumed after it (during the refit, say) must not train past it.
+        "ema_updates": state.ema.updates if state.ema is not None else None,
         "stop": {"stop_training": state.stop_training, "stop_reason": state.stop_reason, "stopped_by": state.stopped_by},
         "extra": extra or {},
     }
@@ -69,6 +72,8 @@ def load_checkpoint(path: Path, state: TrainingState, callbacks: list[Callback])
         torch.set_rng_state(tensors["rng.torch"])
         if state.augmenter is not None:
             state.augmenter.generator.set_state(tensors["rng.augment"])
+        if state.ema is not None:
+            state.ema.load(tensors["ema.training"], meta["ema_updates"])
         layers = state.model.dropout_layers()
         if len(meta["dropout_rng"]) != len(layers):
             raise ValueError("the number of dropout layers differs from the model's")

@@ -199,6 +199,9 @@ class TrainingConfig(Strict):
     # After each optimizer step, each unit's incoming weight vector is scaled down to this L2 norm
     # if longer (Srivastava et al. 2014's max-norm constraint); None: off.
     max_norm: float | None = None
+    # Evaluate and keep an exponential moving average of the weights with this decay (0.999: about
+    # the last 1,000 steps); the training steps themselves are unchanged. None: off.
+    ema: float | None = None
 
     _counts = field_validator("batch_size", "epochs")(positive_int)
 
@@ -216,6 +219,13 @@ class TrainingConfig(Strict):
     @classmethod
     def _max_norm_positive(cls, value: float | None) -> float | None:
         return None if value is None else positive(value)
+
+    @field_validator("ema")
+    @classmethod
+    def _ema_decay(cls, value: float | None) -> float | None:
+        if value is not None and not 0 < value < 1:
+            raise ValueError(f"must be a decay in (0, 1), such as 0.999, got {value}")
+        return value
 
     @model_validator(mode="after")
     def _smoothing_needs_cross_entropy(self) -> "TrainingConfig":

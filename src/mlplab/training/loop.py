@@ -23,6 +23,7 @@ from mlplab.training.callbacks import Callback, RunningMetrics
 from mlplab.training.checkpoint import load_checkpoint
 from mlplab.training.config import TrainingConfig
 from mlplab.training.device import Runtime, flush_denormals, resolve_runtime
+from mlplab.training.ema import WeightAverage
 from mlplab.training.gradients import make_gradients
 from mlplab.training.history import History
 from mlplab.training.interrupt import stop_on_signals
@@ -113,6 +114,7 @@ def fit(
         steps_per_epoch=math.ceil(len(x) / config.batch_size),
         extras={"probe": x[:PROBE_ROWS]},  # NanGuard checks the end-of-epoch weights' outputs on it
         augmenter=augmenter,
+        ema=WeightAverage(parameters, config.ema) if config.ema is not None else None,
     )
     # mlplab's CPU dropout has its own generators (seeded here, saved in checkpoints); anything that
     # draws from torch's global generator (dropout on a GPU) is seeded inside a fork, so that the
@@ -159,6 +161,8 @@ def run_epoch(
     base_lr = config.optimizer.learning_rate
     lr = base_lr
     state.model.train()
+    if state.ema is not None:  # the batches train the training weights; the average is put back after them
+        state.ema.use_training_weights()
     for batch in range(state.steps_per_epoch):
         if config.schedule.varies:
             lr = learning_rate_at(config.schedule, base_lr, state.step, state.steps_per_epoch, state.total_steps)
@@ -174,7 +178,11 @@ def run_epoch(
         for callback in callbacks:
             callback.on_batch_end(state, batch + 1, running)
         if state.interrupted:
+            if state.ema is not None:
+                state.ema.use_average()
             return None
+    if state.ema is not None:
+        state.ema.use_average()
     row: dict[str, Any] = {"epoch": state.epoch + 1, **running.values()}
     if validation is not None:
         scores = evaluate(state.model, validation, loss=config.loss, runtime=state.runtime)

@@ -10,6 +10,7 @@ from mlplab.model.build import MLP
 from mlplab.training.augment import Augmenter
 from mlplab.training.config import TrainingConfig
 from mlplab.training.device import Runtime
+from mlplab.training.ema import WeightAverage
 from mlplab.training.gradients import Gradients
 from mlplab.training.history import History
 from mlplab.training.optim import AnyOptimizer
@@ -34,9 +35,11 @@ class TrainingState:
     interrupted: str | None = None  # name of the signal that interrupted training mid-epoch
     extras: dict = field(default_factory=dict)
     augmenter: Augmenter | None = None  # distorts training batches; its generator is in checkpoints
+    ema: WeightAverage | None = None  # the averaged weights (the model holds them between epochs)
 
     def apply_update(self) -> None:
-        """One optimizer step (then the max-norm constraint); mlplab's flat optimizers skip torch.optim's per-step hooks."""
+        """One optimizer step (then the max-norm constraint, then the weight average); mlplab's flat
+        optimizers skip torch.optim's per-step hooks."""
         update = getattr(self.optimizer, "update", None)
         if update is not None:
             update()
@@ -44,6 +47,8 @@ class TrainingState:
             self.optimizer.step()
         if self.config.max_norm is not None:
             apply_max_norm(self.model, self.config.max_norm)
+        if self.ema is not None:
+            self.ema.update()
 
     @property
     def total_steps(self) -> int:

@@ -184,10 +184,52 @@ def test_the_smoothing_matrix_equals_a_zero_padded_gaussian_convolution():
     torch.testing.assert_close(k @ field @ k.t(), conv, rtol=1e-5, atol=1e-6)
 
 
-def test_the_sampling_grid_is_affine_grids():
+@pytest.mark.parametrize("elastic", [False, True], ids=["affine", "affine-and-elastic"])
+def test_the_sampling_grid_is_affine_grids(elastic):
     import torch.nn.functional as F
 
-    a = Augmenter(Augment(**ON), (28, 28), "cpu", seed=3)
+    a = Augmenter(Augment(**{**ON, "elastic_alpha": 8.0 if elastic else 0.0}), (28, 28), "cpu", seed=3)
     theta = a.theta(5)
-    ours = torch.matmul(a.base, theta.transpose(1, 2)).view(5, 28, 28, 2)
-    torch.testing.assert_close(ours, F.affine_grid(theta, [5, 1, 28, 28], align_corners=False), rtol=1e-6, atol=1e-6)
+    expected = F.affine_grid(theta, [5, 1, 28, 28], align_corners=False)
+    torch.testing.assert_close(a.affine_grid(theta), expected, rtol=1e-6, atol=1e-6)
+    if elastic:  # with a zero field the combined product is the affine grid
+        zero = torch.zeros(a.rank * 5 * 2, a.rank)
+        torch.testing.assert_close(a.elastic_grid(theta, zero), expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("sigma", [1.0, 2.0, 4.0, 6.0])
+def test_the_low_rank_field_has_simards_covariance(sigma):
+    """A·G·Aᵀ and Simard's S·U·Sᵀ (G, U iid uniform) have covariances AAᵀ⊗AAᵀ/3 and SSᵀ⊗SSᵀ/3."""
+    from mlplab.training.augment import gaussian_matrix, smoothing_factor
+
+    smooth = gaussian_matrix(sigma, 28, torch.device("cpu")).double()
+    factor = smoothing_factor(sigma, 28, torch.device("cpu")).double()
+    target = smooth @ smooth.t()
+    assert float((factor @ factor.t() - target).norm() / target.norm()) < 1e-3
+    if sigma >= 4:  # where the saving comes from: few numbers per image
+        assert factor.shape[1] <= 8
+
+
+def test_elastic_fields_look_like_simards():
+    """Drawn fields against Simard's recipe drawn here at full resolution: same spread in the middle
+    and at the border, same correlation over distance (σ = 4, α = 34, the benchmark's)."""
+    from mlplab.training.augment import gaussian_matrix
+
+    n, alpha, sigma = 400, 34.0, 4.0
+    a = Augmenter(Augment(elastic_alpha=alpha, elastic_sigma=sigma), (28, 28), "cpu", seed=0)
+    identity = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).expand(n, 2, 3)
+    ours = (a.elastic_grid(identity, a._uniform(a.rank * n * 2, a.rank)) - a.affine_grid(identity)) * 14  # pixels
+    smooth = gaussian_matrix(sigma, 28, torch.device("cpu"))
+    g = torch.Generator().manual_seed(1)
+    simard = (smooth @ (torch.rand(n * 2, 28, 28, generator=g) * 2 - 1) @ smooth.t()) * alpha
+    simard = simard.view(n, 2, 28, 28).permute(0, 2, 3, 1)
+
+    def stats(field):
+        middle, corner = field[:, 10:18, 10:18], field[:, :3, :3]
+        def corr(d):
+            u, v = field[:, 10:18, 6:14, 0].reshape(-1), field[:, 10:18, 6 + d:14 + d, 0].reshape(-1)
+            return float(torch.corrcoef(torch.stack([u, v]))[0, 1])
+        return [float(middle.std()), float(corner.std()), corr(2), corr(4), corr(8)]
+
+    for mine, reference in zip(stats(ours), stats(simard)):
+        assert mine == pytest.approx(reference, rel=0.1, abs=0.03)

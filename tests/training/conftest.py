@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from mlplab.config import config_from_dict
+from mlplab.training.callbacks import Callback
 
 
 @pytest.fixture
@@ -36,3 +37,20 @@ def _make_config(activation="tanh", **training):
 def make_config():
     """Build a small validated config, with training keys overridden."""
     return _make_config
+
+
+class InterruptAfter(Callback):
+    """Interrupts training at the end of an epoch, as a SIGINT there would."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, state, row):
+        if state.epoch == self.epoch:
+            state.interrupted = "SIGINT"
+
+
+@pytest.fixture
+def interrupt_after():
+    """`interrupt_after(n)`: a callback that interrupts training after epoch n."""
+    return InterruptAfter

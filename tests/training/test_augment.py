@@ -143,15 +143,6 @@ def test_augmentation_changes_training(images):
     assert not torch.equal(next(a.parameters()), next(b.parameters()))
 
 
-class InterruptAfter(Callback):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_end(self, state, row):
-        if state.epoch == self.epoch:
-            state.interrupted = "SIGINT"
-
-
 
 class InterruptMidEpoch(Callback):
     def on_batch_end(self, state, batch, running):
@@ -161,7 +152,8 @@ class InterruptMidEpoch(Callback):
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"], ids=["autograd", "hand-written"])
 @pytest.mark.parametrize("where", ["mid-epoch", "epoch-boundary"])
-def test_interrupted_then_resumed_equals_uninterrupted_with_augmentation(images, tmp_path, activation, where):
+def test_interrupted_then_resumed_equals_uninterrupted_with_augmentation(images, interrupt_after, tmp_path, activation,
+                                                                       where):
     train, val = images
     cfg = config(activation, augment=ON, epochs=5)
     straight = build_model(cfg.model, 64, 3)
@@ -169,7 +161,7 @@ def test_interrupted_then_resumed_equals_uninterrupted_with_augmentation(images,
 
     path = tmp_path / "checkpoint.safetensors"
     first = build_model(cfg.model, 64, 3)
-    stopper = InterruptMidEpoch() if where == "mid-epoch" else InterruptAfter(1)
+    stopper = InterruptMidEpoch() if where == "mid-epoch" else interrupt_after(1)
     history = fit(first, cfg.training, train, val,
                   callbacks=[*standard_callbacks(cfg.training, checkpoint_path=path, verbose=0), stopper])
     assert history.interrupted == "SIGINT"

@@ -88,14 +88,6 @@ def test_bf16_step_gradients_match_autocast_and_stay_near_fp32(name, rows):
     assert not torch.equal(grad, grad_32)
 
 
-def _blobs():
-    g = torch.Generator().manual_seed(0)
-    centers = torch.randn(3, 20, generator=g) * 3
-    y = torch.randint(0, 3, (400,), generator=g)
-    x = centers[y] + torch.randn(400, 20, generator=g)
-    return (x[:320], y[:320]), (x[320:], y[320:])
-
-
 def _config(epochs=3, **training):
     return config_from_dict({
         "name": "t",
@@ -132,8 +124,8 @@ class CheckCopyAndGradients(Callback):
 
 
 @pytest.mark.parametrize("max_norm", [None, 0.5], ids=["plain", "max-norm"])
-def test_the_bf16_copy_follows_every_update(max_norm):
-    (x, y), val = _blobs()
+def test_the_bf16_copy_follows_every_update(blobs, max_norm):
+    (x, y), val = blobs
     cfg = _config(epochs=2, max_norm=max_norm)
     model = build_model(cfg.model, 20, 3, seed=0)
     check = CheckCopyAndGradients(x[:32], y[:32])
@@ -141,18 +133,9 @@ def test_the_bf16_copy_follows_every_update(max_norm):
     assert check.checked >= 4 and history[-1]["val_accuracy"] > 0.9
 
 
-class InterruptAfter(Callback):
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_end(self, state, row):
-        if state.epoch == self.epoch:
-            state.interrupted = "SIGINT"
-
-
-def test_bf16_checkpoint_and_resume_are_bit_identical(tmp_path):
+def test_bf16_checkpoint_and_resume_are_bit_identical(blobs, interrupt_after, tmp_path):
     """Resuming reloads the fp32 master weights; the bf16 copy must be made from them, not kept from the fresh model."""
-    train, val = _blobs()
+    train, val = blobs
     cfg = _config(epochs=4)
     runtime = resolve_runtime("cpu", "bf16")
     straight = build_model(cfg.model, 20, 3)
@@ -160,7 +143,7 @@ def test_bf16_checkpoint_and_resume_are_bit_identical(tmp_path):
     path = tmp_path / "checkpoint.safetensors"
     first = build_model(cfg.model, 20, 3)
     history = fit(first, cfg.training, train, val, runtime=runtime,
-                  callbacks=[*standard_callbacks(cfg.training, checkpoint_path=path, verbose=0), InterruptAfter(2)])
+                  callbacks=[*standard_callbacks(cfg.training, checkpoint_path=path, verbose=0), interrupt_after(2)])
     assert history.interrupted == "SIGINT"
     resumed = build_model(cfg.model, 20, 3, seed=99)  # other initial weights: the checkpoint must replace them
     history = fit(resumed, cfg.training, train, val, runtime=runtime, resume_from=path,

@@ -288,3 +288,14 @@ def test_a_resumed_auto_run_keeps_the_precision_it_started_with(monkeypatch, mni
     assert recorded["precision"] == "bf16"
     assert resumed.metrics["test_loss"] == straight.metrics["test_loss"]
     assert (tmp_path / "run" / "model.safetensors").read_bytes() == (tmp_path / "straight" / "model.safetensors").read_bytes()
+
+
+def test_evaluate_run_scores_a_bf16_run_in_bf16(data_dir, tmp_path):
+    from mlplab.runs import evaluate_run, train_run
+
+    config = load_config("tutorial-50-25").with_overrides({"training.epochs": 1})
+    result = train_run(config, out=tmp_path / "run", dataset="mnist", limit=600,
+                       runtime=resolve_runtime("cpu", "bf16", 1), verbose=0)
+    scores = evaluate_run(tmp_path / "run")
+    assert scores["test_loss"] == result.metrics["test_loss"]  # bf16 again: fp32 differs in the last digits
+    assert scores["test_accuracy"] == result.metrics["test_accuracy"]

@@ -28,6 +28,7 @@ test: install-test
 bench: install
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python bench/run.py --wait-idle 120 --rounds 3 --scaling --inference --update-readme
+	$(BIN)/python bench/bf16.py --update
 
 # Mutation testing of the modules listed in pyproject's [tool.mutmut] (docs/testing.md): slow, not
 # part of CI. MUTANTS="mlplab.report.*" limits a run to some modules; MUTATE_JOBS sets parallel workers.

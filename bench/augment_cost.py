@@ -72,7 +72,7 @@ def main() -> None:
     from mlplab.data.preprocess import flatten_scale
     from mlplab.training.device import resolve_runtime
 
-    runtime = resolve_runtime("cpu", threads=args.threads)
+    runtime = resolve_runtime("cpu", "fp32", threads=args.threads)
     dataset = load_dataset("mnist", download=False)
     x = torch.from_numpy(flatten_scale(dataset.x_train[:args.images]))
     y = torch.from_numpy(dataset.y_train[:args.images])

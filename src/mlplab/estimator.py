@@ -68,7 +68,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Seeds initialisation, shuffling, dropout and the validation split. The default 0 makes
         every fit reproducible; None draws a fresh seed per fit, as scikit-learn's default does.
     device : str, default="cpu"
-    precision : str, default="fp32"
+    precision : str, default="auto"
+        "auto": bf16 where a short probe finds bf16 matrix products clearly faster than fp32 on
+        this machine (CPUs with AMX), else fp32; "fp32"; "bf16". Predictions use the precision
+        fit trained in.
     threads : int or "auto", default="auto"
         CPU threads for fit and predict (torch's setting is restored afterwards). "auto": one per
         core, less one for each core other programs keep busy (a thread on a busy core slows
@@ -106,7 +109,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         validation_split: float = 0.1,
         random_state: int | np.random.Generator | np.random.RandomState | None = 0,
         device: str = "cpu",
-        precision: str = "fp32",
+        precision: str = "auto",
         threads: int | str = "auto",
         verbose: int = 0,
     ) -> None:
@@ -195,9 +198,10 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             x_tr, y_tr, x_val, y_val = train_val_split(X, encoded, val_fraction=config.validation_split, seed=seed)
             train, validation = (x_tr, y_tr.astype(np.int64)), (x_val, y_val.astype(np.int64))
         with _restoring_threads():
-            self.runtime_ = resolve_runtime(self.device, self.precision, self.threads)
+            runtime = resolve_runtime(self.device, self.precision, self.threads)
             self.threads_ = torch.get_num_threads()
             model: MLP = build_model(spec, X.shape[1], len(self.classes_), seed=seed)
+            self.runtime_ = runtime.for_model(model, config.batch_size)  # predict in the precision fit trained in
             history = fit_model(model, config, train, validation,
                                 callbacks=standard_callbacks(config, verbose=self.verbose), runtime=self.runtime_)
         self.model_, self.history_ = model, history

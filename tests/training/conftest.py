@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from mlplab.config import config_from_dict
+from mlplab.training.callbacks import Callback
 
 
 @pytest.fixture
@@ -77,3 +78,20 @@ def assert_resume_is_bit_identical(tmp_path):
             assert torch.equal(value, resumed.state_dict()[key]), key
 
     return check
+
+
+class InterruptAfter(Callback):
+    """Interrupts training at the end of an epoch, as a SIGINT there would."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, state, row):
+        if state.epoch == self.epoch:
+            state.interrupted = "SIGINT"
+
+
+@pytest.fixture
+def interrupt_after():
+    """`interrupt_after(n)`: a callback that interrupts training after epoch n."""
+    return InterruptAfter

@@ -80,7 +80,7 @@ def test_manual_gradients_overwrite_stale_ones():
         (spec({"type": "dense", "units": 4, "use_bias": False}), "categorical_crossentropy", "fp32", "auto",
          "a dense layer without bias"),
         (PLAIN[1], "mean_squared_error", "fp32", "auto", "loss mean_squared_error"),
-        (PLAIN[1], "categorical_crossentropy", "bf16", "auto", "precision bf16"),
+        (PLAIN[1], "categorical_crossentropy", "bf16", "auto", None),  # bf16 products, fp32 master weights
         (PLAIN[1], "categorical_crossentropy", "fp32", "autograd", "training.gradients = 'autograd'"),
         (PLAIN[1], "categorical_crossentropy", "fp32", "auto", None),
     ],
@@ -94,8 +94,9 @@ def test_supports_names_what_it_cannot_do(model_spec, loss, precision, mode, rea
     assert describe(model, loss, precision, mode=mode) == ("hand-written" if reason is None else f"autograd ({reason})")
     flat = flatten_parameters(model)
     runtime = resolve_runtime("cpu", precision)
-    step = make_gradients(model, loss, make_loss(loss, "softmax"), flat.grad, runtime, 16, mode=mode)
+    step = make_gradients(model, loss, make_loss(loss, "softmax"), flat.grad, runtime, 16, mode=mode, parameters=flat)
     assert isinstance(step, ManualGradients if reason is None else AutogradGradients)
+    assert (step.weight_copy is not None) == (reason is None and precision == "bf16")
     if not supports(model, "categorical_crossentropy", "fp32").ok:
         with pytest.raises(ValueError, match="hand-written step cannot train"):
             ManualGradients(model, 16, flat.grad)

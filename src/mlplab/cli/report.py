@@ -29,7 +29,7 @@ def reproduce_command(
     limit: options.Limit = None,
     max_epochs: Annotated[Optional[int], typer.Option(min=1, help="Cap every model's epochs (quick runs, CI).", show_default="the configs'")] = None,
     device: options.Device = "auto",
-    precision: options.Precision = "fp32",
+    precision: options.Precision = "auto",
     threads: options.Threads = "auto",
     verbose: options.Verbose = 1,
     with_recipes: Annotated[bool, typer.Option("--with-recipes", help="Also train mlplab's recipes for the dataset (recipe-* configs: the best MLPs within a time budget, docs/recipes.md) and show them in the same report; their time budgets add up to 33.5 minutes per seed on MNIST.", show_default="off")] = False,

@@ -53,7 +53,7 @@ def train(
     seed: Annotated[Optional[int], typer.Option(help="Seed for initialisation, shuffling, dropout and the validation split.", show_default="the config's, 0")] = None,
     verbose: options.Verbose = 1,
     device: options.Device = "auto",
-    precision: options.Precision = "fp32",
+    precision: options.Precision = "auto",
     threads: options.Threads = "auto",
     limit: options.Limit = None,
     validate_on: options.ValidateOn = "val",

@@ -103,6 +103,9 @@ def start_run(
         dataset = load_run_dataset(config.dataset, data_dir=plan.data_dir, limit=plan.limit)
     data = prepare_data(dataset, config.training.validation_split, config.training.seed, plan.validate_on)
     model = build_model(config.model, dataset.num_features, dataset.num_classes, seed=config.training.seed)
+    runtime = runtime.for_model(model, config.training.batch_size)  # "auto": measured once, recorded below
+    if verbose and runtime.choice is not None and runtime.choice.note():
+        print(f"note: {runtime.choice.note()}", file=stream or sys.stdout)
     run = RunDir(plan.out)
     with run.create(overwrite=plan.overwrite):
         atomic_write_text(run.config, config.to_toml())  # before run.json: a run.json always has its config
@@ -157,6 +160,8 @@ def resume_run(
         # The recorded thread count too: it changes the last bits of the weights.
         runtime = runtime or resolve_runtime(saved_runtime.get("device", "auto"), saved_runtime.get("precision", "fp32"),
                                              saved_runtime.get("threads"))
+        # "auto" continues in the precision the run chose when it started (a new probe might differ).
+        runtime = runtime.with_recorded_precision(saved_runtime.get("precision", "fp32"))
         dataset_info = info.get("dataset", {})
         if dataset is None:
             dataset = load_run_dataset(dataset_info.get("name", config.dataset), data_dir=data_dir,

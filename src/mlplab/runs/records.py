@@ -143,6 +143,9 @@ def evaluate_run(
             "the accuracy would be meaningless. Pass --force to score it anyway"
         )
     x_test, y_test = flatten_scale(dataset.x_test), dataset.y_test.astype(np.int64)
+    if runtime is None:  # the precision the run was scored in at training time, so the figures can match
+        trained = (record.info.get("runtime") or {}).get("precision")
+        runtime = resolve_runtime(precision=trained if trained in ("fp32", "bf16") else "fp32")
     scores = evaluate(saved.model, (x_test, y_test), loss=record.loss, runtime=runtime, per_class=True)
     return {
         "run": str(saved.path),

@@ -173,3 +173,39 @@ def fused_adam_available() -> bool:
 
 def fused_sgd_available() -> bool:
     return hasattr(torch, "_fused_sgd_")
+
+
+class WeightCopy:
+    """A low-precision (bf16) copy of the flat fp32 parameters, for the matrix products.
+
+    The optimizer updates the fp32 master weights; `refresh` casts all of them into this copy in
+    one pass over the flat buffer, as the last part of every optimizer step (`TrainingState.apply_update`)
+    and whenever the master weights are loaded (a resumed run). torch's fused Adam kernel has no
+    form that also writes a bf16 copy, so the cast cannot ride inside the update itself; one
+    vectorised pass over the flat buffer is the next best thing. `view(param)` is a parameter's
+    slice of the copy, shaped like it.
+    """
+
+    def __init__(self, master: torch.Tensor, dtype: torch.dtype = torch.bfloat16) -> None:
+        if master.dim() != 1 or not master.is_contiguous():
+            raise ValueError("WeightCopy needs the one flat, contiguous parameter buffer")
+        self.master = master
+        self.copy = torch.empty(master.shape, dtype=dtype, device=master.device)
+        self.refresh()
+
+    @torch.no_grad()
+    def refresh(self) -> None:
+        self.copy.copy_(self.master)
+
+    def view(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The slice of the copy that mirrors `tensor`, a view into the master buffer."""
+        return mirror(self.master, self.copy, tensor)
+
+
+def mirror(flat: torch.Tensor, twin: torch.Tensor, tensor: torch.Tensor) -> torch.Tensor:
+    """The part of `twin` (a flat buffer shaped like `flat`) at `tensor`'s place in `flat`, shaped like `tensor`."""
+    offset, rest = divmod(tensor.data_ptr() - flat.data_ptr(), flat.element_size())
+    if (rest or tensor.untyped_storage().data_ptr() != flat.untyped_storage().data_ptr()
+            or not tensor.is_contiguous() or not 0 <= offset <= flat.numel() - tensor.numel()):
+        raise ValueError("the tensor is not a contiguous view into the flat buffer")
+    return twin[offset : offset + tensor.numel()].view(tensor.shape)

@@ -14,7 +14,7 @@ Its contracts, each checked:
 
 - `supports` is the one place that decides, and answers `Support(ok, reason)`. Each layer kind says
   whether the step can run it (`LayerKind.fast_step` in `mlplab.model.layers`); beyond that the step
-  needs categorical cross-entropy, fp32, `training.gradients = "auto"`, torch's private operations
+  needs categorical cross-entropy, fp32 or bf16, `training.gradients = "auto"`, torch's private operations
   it calls (looked up when needed, see `private_ops`), and modules of exactly the types it has
   operations for (`nn.Linear`, `nn.ReLU`, mlplab's dropout). Everything else uses autograd.
 - The gradients it writes must be views into the flat gradient buffer the optimizer reads: checked
@@ -36,6 +36,7 @@ from mlplab.model.build import MLP
 from mlplab.model.dropout import FastDropout
 from mlplab.model.layers import Support
 from mlplab.training.device import Runtime
+from mlplab.training.flat_optim import WeightCopy, mirror
 from mlplab.training.losses import LossFn
 
 __all__ = [
@@ -81,13 +82,22 @@ def private_ops() -> PrivateOps | Support:
 
 
 def make_gradients(model: MLP, loss: str, loss_fn: LossFn, flat_grad: torch.Tensor, runtime: Runtime,
-                   batch_size: int, *, mode: str = "auto", label_smoothing: float = 0.0) -> Gradients:
+                   batch_size: int, *, mode: str = "auto", label_smoothing: float = 0.0,
+                   parameters: torch.Tensor | None = None) -> Gradients:
     """The hand-written step where it applies (see `supports`), else autograd.
 
     `loss_fn` must already include the label smoothing (see `mlplab.training.losses.make_loss`).
+    In bf16 the hand-written step needs `parameters`, the flat fp32 buffer (the master weights),
+    to keep its bf16 copy; the step's `weight_copy` must be refreshed after every update.
     """
+    runtime = runtime.for_model(model, batch_size)  # fit passes a decided runtime; a caller may not
     if supports(model, loss, runtime.precision, mode=mode).ok:
-        return ManualGradients(model, batch_size, flat_grad, label_smoothing)
+        weights = None
+        if runtime.precision == "bf16":
+            if parameters is None:
+                raise GradientContractError("internal error: the bf16 hand-written step needs the flat parameters")
+            weights = WeightCopy(parameters.detach(), torch.bfloat16)
+        return ManualGradients(model, batch_size, flat_grad, label_smoothing, weights=weights)
     return AutogradGradients(model, loss_fn, flat_grad, runtime)
 
 
@@ -103,6 +113,8 @@ def describe(model: MLP, loss: str, precision: str, *, mode: str) -> str:
 
 class AutogradGradients:
     """Any model, any loss, any precision: forward under the runtime's autocast, then `backward()`."""
+
+    weight_copy = None  # autocast casts the weights itself, every step
 
     def __init__(self, model: MLP, loss_fn: LossFn, flat_grad: torch.Tensor, runtime: Runtime) -> None:
         self.model, self.loss_fn, self.flat_grad, self.runtime = model, loss_fn, flat_grad, runtime
@@ -122,7 +134,7 @@ def supports(model: MLP, loss: str, precision: str, *, mode: str = "auto") -> Su
         return Support(False, f"training.gradients = {mode!r}")
     if loss != "categorical_crossentropy":
         return Support(False, f"loss {loss}")
-    if precision != "fp32":
+    if precision not in ("fp32", "bf16"):
         return Support(False, f"precision {precision}")
     built = [module for block in model.blocks for module in block.modules]
     if len(built) != len(model.layers) or any(a is not b for a, b in zip(built, model.layers)):
@@ -171,29 +183,46 @@ class _Program:
     the program is built, so a step is the C++ calls and nothing else: for the 50-25 model that
     saves ~30 % of a step's Python and view-making compared with computing the arguments each time.
     Only the batch changes between steps; the calls that read it find it in `self.x`.
+
+    With `weights` (a bf16 `WeightCopy`) the products run in bf16, as autocast runs them: the
+    batch is cast to bf16 once, every product reads the weights' bf16 copy and writes bf16
+    activations (ReLU and dropout stay in bf16); the logits are cast back, so log-softmax, the
+    loss and its gradient are fp32. The backward products write their gradients into a bf16 twin
+    of the flat gradient buffer, and one cast at the end puts them into the fp32 flat buffer the
+    optimizer reads (torch's CPU products cannot write fp32 from bf16 inputs).
     """
 
     def __init__(self, model: MLP, rows: int, flat_grad: torch.Tensor, ops: PrivateOps,
-                 label_smoothing: float = 0.0) -> None:
+                 label_smoothing: float = 0.0, weights: WeightCopy | None = None) -> None:
         check_gradient_views(model, flat_grad)
         self.label_smoothing = label_smoothing
         self.ops = ops
         like = next(model.parameters())
         new = partial(torch.empty, device=like.device, dtype=like.dtype)
+        low = weights is not None
+        new_low = partial(torch.empty, device=like.device, dtype=weights.copy.dtype) if low else new
+        self.flat_grad = flat_grad
+        self.grad_twin = torch.zeros(flat_grad.shape, dtype=weights.copy.dtype, device=like.device) if low else None
         self.x: torch.Tensor | None = None
         self.forward: list[Callable[[], object]] = []
         records: list[tuple] = []  # what the backward pass needs, op by op
-        source: torch.Tensor | None = None  # the activations so far; None stands for the batch `x`
+        source: torch.Tensor | None = None  # the activations so far; None stands for the batch `x` (fp32)
+        first_product = True
         for module in (module for block in model.blocks for module in block.modules):
             kind = type(module)  # exactly: `supports` admitted only these types
             if kind is nn.Linear:
-                out = new(rows, module.out_features)
-                weight_t, bias = module.weight.t(), module.bias
+                if low and source is None:  # the batch, cast for the products (autocast casts it too)
+                    x_low = new_low(rows, model.num_features)
+                    self.forward.append(lambda: x_low.copy_(self.x))
+                    source = x_low
+                out = new_low(rows, module.out_features)
+                weight, bias = (weights.view(module.weight), weights.view(module.bias)) if low else (module.weight, module.bias)
+                weight_t = weight.t()
                 self.forward.append(
                     (lambda b=bias, w=weight_t, o=out: torch.addmm(b, self.x, w, out=o)) if source is None
                     else partial(torch.addmm, bias, source, weight_t, out=out))
-                records.append(("linear", module, source))
-                source = out
+                records.append(("linear", module, weight, source, first_product))
+                source, first_product = out, False
             elif kind is nn.ReLU:
                 self.forward.append(source.relu_)  # in place on the product's output, kept for backward
                 records.append(("relu", source))
@@ -201,8 +230,14 @@ class _Program:
                 if module.p == 0:
                     continue
                 width = model.num_features if source is None else source.shape[1]
-                mask, out = new(rows, width), new(rows, width)
-                self.forward.append(partial(module.draw_mask, mask))
+                mask, out = new(rows, width), new_low(rows, width)
+                self.forward.append(partial(module.draw_mask, mask))  # fp32: the masks of an fp32 run
+                # bf16 activations are multiplied by the mask cast to bf16, as autocast's dropout does;
+                # the fp32 batch by the fp32 mask, written as bf16 (the cast before the first product).
+                if low and source is not None:
+                    mask_low = new_low(rows, width)
+                    self.forward.append(partial(mask_low.copy_, mask))
+                    mask = mask_low
                 self.forward.append(
                     (lambda m=mask, o=out: torch.mul(self.x, m, out=o)) if source is None
                     else partial(torch.mul, source, mask, out=out))
@@ -210,6 +245,10 @@ class _Program:
                 source = out
             else:
                 raise GradientContractError(f"internal error: the hand-written step has no operations for {kind.__name__}")
+        if low:  # log-softmax and the loss in fp32
+            logits = new(rows, model.num_classes)
+            self.forward.append(partial(logits.copy_, source))
+            source = logits
         self.logits = source
         self.log_probs = new(rows, model.num_classes)  # becomes the gradient of the loss in place
         self.one_hot = new(rows, model.num_classes)
@@ -217,27 +256,37 @@ class _Program:
         if label_smoothing > 0:  # the targets' rows: (1 - ε)·one-hot + ε/K, so the gradient is p - target
             self.eye.mul_(1 - label_smoothing).add_(label_smoothing / model.num_classes)
         self.predicted = torch.empty(rows, dtype=torch.int64, device=like.device)
-        self.backward = self._backward(records, rows, new)
+        self.backward = self._backward(records, rows, new_low)
+
+    def _gradient_of(self, param: torch.Tensor) -> torch.Tensor:
+        """Where a product writes `param`'s gradient: its view in the flat buffer, or in the bf16 twin."""
+        if self.grad_twin is None:
+            return param.grad
+        return mirror(self.flat_grad, self.grad_twin, param.grad)
 
     def _backward(self, records: list[tuple], rows: int, new) -> list[Callable[[], object]]:
         calls: list[Callable[[], object]] = []
         grad = self.log_probs
         scale = 1.0 / rows  # d(mean loss)/d(logits) = (softmax - one_hot) / rows: the output layer's alpha
+        if self.grad_twin is not None:  # the products take bf16: scale and cast the fp32 gradient at once,
+            grad = new(rows, self.log_probs.shape[1])  # rounding (softmax - one_hot) / rows as autograd does
+            calls.append(partial(torch.mul, self.log_probs, scale, out=grad))
+            scale = 1.0
         first = next(i for i, record in enumerate(records) if record[0] == "linear")
         for kind, *args in reversed(records[first:]):  # ops before the first product need no gradient
             if kind == "linear":
-                module, source = args
-                weight, bias = module.weight, module.bias
+                module, weight, source, first_product = args
+                weight_grad, bias_grad = self._gradient_of(module.weight), self._gradient_of(module.bias)
                 grad_t = grad.t()
                 # beta=0: the previous gradient is overwritten, never read (no zeroing pass).
                 calls.append(
-                    (lambda w=weight.grad, g=grad_t, a=scale: torch.addmm(w, g, self.x, beta=0, alpha=a, out=w))
+                    (lambda w=weight_grad, g=grad_t, a=scale: torch.addmm(w, g, self.x, beta=0, alpha=a, out=w))
                     if source is None
-                    else partial(torch.addmm, weight.grad, grad_t, source, beta=0, alpha=scale, out=weight.grad))
-                calls.append(partial(torch.addmv, bias.grad, grad_t, new(rows).fill_(1.0), beta=0, alpha=scale,
-                                     out=bias.grad))
-                if source is None:
-                    break  # the first product: nobody needs the input's gradient
+                    else partial(torch.addmm, weight_grad, grad_t, source, beta=0, alpha=scale, out=weight_grad))
+                calls.append(partial(torch.addmv, bias_grad, grad_t, new(rows).fill_(1.0), beta=0, alpha=scale,
+                                     out=bias_grad))
+                if first_product:
+                    break  # nobody needs the input's gradient
                 input_grad = new(rows, module.in_features)
                 calls.append(partial(torch.addmm, input_grad, grad, weight, beta=0, alpha=scale, out=input_grad))
                 grad, scale = input_grad, 1.0
@@ -245,6 +294,8 @@ class _Program:
                 calls.append(partial(self.ops.threshold_backward, grad, args[0], 0, grad_input=grad))
             else:
                 calls.append(partial(grad.mul_, args[0]))
+        if self.grad_twin is not None:  # every gradient at once into the fp32 buffer the optimizer reads
+            calls.append(partial(self.flat_grad.copy_, self.grad_twin))
         return calls
 
     def run(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -264,10 +315,16 @@ class _Program:
 
 
 class ManualGradients:
-    """Forward and backward by hand, on buffers allocated once (for up to `batch_size` rows)."""
+    """Forward and backward by hand, on buffers allocated once (for up to `batch_size` rows).
 
-    def __init__(self, model: MLP, batch_size: int, flat_grad: torch.Tensor, label_smoothing: float = 0.0) -> None:
-        support = supports(model, "categorical_crossentropy", "fp32")
+    With `weights`, a bf16 `WeightCopy` of the flat parameters, the products run in bf16 (see
+    `_Program`); whoever updates the parameters must then call `weight_copy.refresh()` after each
+    update (`TrainingState.apply_update` does), or the products would read stale weights.
+    """
+
+    def __init__(self, model: MLP, batch_size: int, flat_grad: torch.Tensor, label_smoothing: float = 0.0,
+                 *, weights: WeightCopy | None = None) -> None:
+        support = supports(model, "categorical_crossentropy", "fp32" if weights is None else "bf16")
         if not support.ok:
             raise ValueError(f"the hand-written step cannot train this model ({support.reason})")
         ops = private_ops()
@@ -276,6 +333,7 @@ class ManualGradients:
         check_gradient_views(model, flat_grad)  # early; each program checks again when it is built
         self.model, self.rows, self.flat_grad, self.ops = model, batch_size, flat_grad, ops
         self.label_smoothing = label_smoothing
+        self.weight_copy = weights
         self._programs: dict[int, _Program] = {}  # by batch rows: the full batches and the last one
 
     @torch.no_grad()
@@ -286,5 +344,5 @@ class ManualGradients:
             if rows > self.rows:
                 raise ValueError(f"a batch of {rows} rows, but the buffers hold {self.rows}")
             program = self._programs[rows] = _Program(self.model, rows, self.flat_grad, self.ops,
-                                                          self.label_smoothing)
+                                                          self.label_smoothing, self.weight_copy)
         return program.run(x, y)

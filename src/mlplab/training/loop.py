@@ -80,7 +80,7 @@ def fit(
     from a checkpoint exactly as if it had never stopped. `image_shape` (height, width) is what
     `training.augment` reshapes the flat features to; without it a square shape is inferred.
     """
-    runtime = runtime or resolve_runtime()
+    runtime = (runtime or resolve_runtime()).for_model(model, config.batch_size)  # "auto" measures, once
     model.to(runtime.device)
     x, y = as_tensors(train, runtime, model.num_features)
     val = as_tensors(validation, runtime, model.num_features) if validation is not None else None
@@ -101,20 +101,22 @@ def fit(
     callbacks = list(callbacks)
     parameters = flatten_parameters(model)
     loss_fn = make_loss(config.loss, model.spec.output.activation, config.label_smoothing)
+    gradients = make_gradients(model, config.loss, loss_fn, parameters.grad, runtime, config.batch_size,
+                               mode=config.gradients, label_smoothing=config.label_smoothing, parameters=parameters)
     state = TrainingState(
         model=model,
         parameters=parameters,
         optimizer=make_optimizer([parameters], config.optimizer),
         config=config,
         runtime=runtime,
-        gradients=make_gradients(model, config.loss, loss_fn, parameters.grad, runtime, config.batch_size,
-                                 mode=config.gradients, label_smoothing=config.label_smoothing),
+        gradients=gradients,
         history=History(),
         generator=torch.Generator().manual_seed(config.seed),
         steps_per_epoch=math.ceil(len(x) / config.batch_size),
         extras={"probe": x[:PROBE_ROWS]},  # NanGuard checks the end-of-epoch weights' outputs on it
         augmenter=augmenter,
         ema=WeightAverage(parameters, config.ema) if config.ema is not None else None,
+        weight_copy=gradients.weight_copy,
     )
     # mlplab's CPU dropout has its own generators (seeded here, saved in checkpoints); anything that
     # draws from torch's global generator (dropout on a GPU) is seeded inside a fork, so that the
@@ -163,6 +165,8 @@ def run_epoch(
     state.model.train()
     if state.ema is not None:  # the batches train the training weights; the average is put back after them
         state.ema.use_training_weights()
+    if state.weight_copy is not None:  # the weights may have been loaded or swapped since it was made
+        state.weight_copy.refresh()
     for batch in range(state.steps_per_epoch):
         if config.schedule.varies:
             lr = learning_rate_at(config.schedule, base_lr, state.step, state.steps_per_epoch, state.total_steps)
@@ -202,7 +206,12 @@ def train_step(state: TrainingState, x: torch.Tensor, y: torch.Tensor) -> tuple[
 
 
 def predict_outputs(model: MLP, x: torch.Tensor, runtime: Runtime, batch_size: int = 8192) -> torch.Tensor:
-    """Raw outputs (logits) in eval mode, in large batches, in the runtime's precision."""
+    """Raw outputs (logits) in eval mode, in large batches, in the runtime's precision.
+
+    A bf16 runtime multiplies in bf16 under autocast, with the fp32 master weights cast as the
+    training step's bf16 copy holds them: validation and test figures of a bf16 run are what the
+    bf16 model computes. A runtime whose precision is still "auto" (never fitted) computes in fp32.
+    """
     with runtime.autocast():
         return model.predict_logits(x, batch_size).float()
 

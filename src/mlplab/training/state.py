@@ -11,6 +11,7 @@ from mlplab.training.augment import Augmenter
 from mlplab.training.config import TrainingConfig
 from mlplab.training.device import Runtime
 from mlplab.training.ema import WeightAverage
+from mlplab.training.flat_optim import WeightCopy
 from mlplab.training.gradients import Gradients
 from mlplab.training.history import History
 from mlplab.training.optim import AnyOptimizer
@@ -36,10 +37,11 @@ class TrainingState:
     extras: dict = field(default_factory=dict)
     augmenter: Augmenter | None = None  # distorts training batches; its generator is in checkpoints
     ema: WeightAverage | None = None  # the averaged weights (the model holds them between epochs)
+    weight_copy: WeightCopy | None = None  # the bf16 step's copy of the weights, which its products read
 
     def apply_update(self) -> None:
-        """One optimizer step (then the max-norm constraint, then the weight average); mlplab's flat
-        optimizers skip torch.optim's per-step hooks."""
+        """One optimizer step, then the max-norm constraint, then the bf16 copy of the new weights, then
+        the weight average; mlplab's flat optimizers skip torch.optim's per-step hooks."""
         update = getattr(self.optimizer, "update", None)
         if update is not None:
             update()
@@ -47,6 +49,8 @@ class TrainingState:
             self.optimizer.step()
         if self.config.max_norm is not None:
             apply_max_norm(self.model, self.config.max_norm)
+        if self.weight_copy is not None:
+            self.weight_copy.refresh()
         if self.ema is not None:
             self.ema.update()
 

@@ -124,3 +124,27 @@ def test_the_input_style_follows_the_dataset_unless_given(tmp_path):
         assert json.loads((tmp_path / expected / str(dataset) / "model.json").read_text())["input_style"] == expected
     with pytest.raises(ValueError, match="input_style must be one of digit, object, none, got 'photo'"):
         save_model(tmp_path / "bad", model, name="m", class_names=names, image_shape=(28, 28), input_style="photo")
+
+
+def test_a_loaded_model_predicts_with_its_network_and_preprocesses_by_default(saved):
+    """SavedModel.predict_proba / predict: softmax of the network on the pixels / 255, argmax per image."""
+    import numpy as np
+
+    path, model = saved
+    loaded = load_model(path)
+    rng = np.random.default_rng(0)
+    images = np.full((5, 28, 28), 255, dtype=np.uint8)  # dark strokes on paper: preprocessing inverts them
+    images[:, 2:12, 1:9] = rng.integers(0, 100, (5, 10, 8))
+    with torch.no_grad():
+        expected = torch.softmax(model.eval()(torch.from_numpy(images.reshape(5, 784) / 255).float()), 1).numpy()
+    raw = loaded.predict_proba(images, preprocess=False, batch_size=2)
+    np.testing.assert_allclose(raw, expected, rtol=1e-5, atol=1e-6)
+    assert list(loaded.predict(images, preprocess=False, batch_size=2)) == list(expected.argmax(axis=1))
+    default = loaded.predict_proba(images)
+    np.testing.assert_array_equal(default, loaded.predict_proba(images, preprocess=True))
+    assert not np.allclose(default, raw)  # so the default really is "preprocess"
+    assert list(loaded.predict(images)) == list(default.argmax(axis=1))
+    assert loaded.input_style == "digit"
+    for predict in (loaded.predict, loaded.predict_proba):  # the batch size reaches the network's loop
+        with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+            predict(images, batch_size=0)

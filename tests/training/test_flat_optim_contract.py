@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mlplab.training.config import SGD, Adam, RMSprop
-from mlplab.training.flat_optim import FlatAdam, FlatRMSprop, FlatSGD
+from mlplab.training.flat_optim import FlatAdam, FlatRMSprop, FlatSGD, fused_adam_available
 
 
 def _param(n: int = 6) -> torch.nn.Parameter:
@@ -138,3 +138,28 @@ def test_rmsprop_takes_any_rho_in_0_to_099999_and_refuses_others_with_the_value(
     for rho in (-0.1, 0.999999, 1.0):
         with pytest.raises(ValueError, match=rf"^rho must be in \[0, 0.99999\] for FlatRMSprop, got {rho}$"):
             FlatRMSprop([_param()], rho=rho)
+
+
+@pytest.mark.parametrize("kernel", ["_fused_adam_", "_fused_adamw_"])
+def test_the_flat_adam_needs_both_private_kernels(monkeypatch, kernel):
+    """FlatAdam calls one or the other (Adam or AdamW): a torch without either must not get it."""
+    assert fused_adam_available()
+    monkeypatch.delattr(torch, kernel)
+    assert not fused_adam_available()
+
+
+def test_flat_adam_is_adam_unless_decoupled_is_asked_for():
+    def run(**kw):
+        p = _param()
+        FlatAdam([p], lr=0.1, weight_decay=0.5, **kw).step()
+        return p.detach()
+
+    assert torch.equal(run(), run(decoupled=False))
+    assert not torch.equal(run(), run(decoupled=True))
+
+
+@pytest.mark.parametrize("given", ["none", "two", "not-a-tensor"])
+def test_anything_but_one_tensor_is_refused_naming_the_optimizer(given):
+    params = {"none": [], "two": [_param(), _param()], "not-a-tensor": [[1.0, 2.0]]}[given]
+    with pytest.raises(ValueError, match="^FlatSGD optimizes exactly one \\(flattened\\) parameter tensor$"):
+        FlatSGD(params)

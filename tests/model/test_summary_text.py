@@ -93,3 +93,9 @@ def test_to_dict_is_the_rows_and_totals_as_json():
     }
     assert data["forward_flops"] > 0 and data["training_flops_per_sample"] > data["forward_flops"]
     assert json.loads(json.dumps(data)) == data
+
+
+def test_the_default_shape_is_mnists():
+    summary = summarize(load_config("tutorial-50-25").model)  # 784 features, 10 classes, as the tutorial
+    assert (summary.num_features, summary.num_classes, summary.total_params) == (784, 10, 40_785)
+    assert summary.rows[-1].output_shape == (None, 10) and summary.name == "model"

@@ -163,3 +163,22 @@ def test_anything_but_one_tensor_is_refused_naming_the_optimizer(given):
     params = {"none": [], "two": [_param(), _param()], "not-a-tensor": [[1.0, 2.0]]}[given]
     with pytest.raises(ValueError, match="^FlatSGD optimizes exactly one \\(flattened\\) parameter tensor$"):
         FlatSGD(params)
+
+
+def test_the_state_dict_carries_the_settings_as_torch_optims_do():
+    optimizer = FlatSGD([_param()], lr=0.2, momentum=0.5)
+    optimizer.param_groups[0]["lr"] = 0.05  # as a schedule sets it
+    groups = optimizer.state_dict()["param_groups"]
+    assert groups == [{"lr": 0.05, "momentum": 0.5, "nesterov": False, "weight_decay": 0.0, "params": [0]}]
+    again = FlatSGD([_param()], lr=0.2, momentum=0.5)
+    again.load_state_dict(optimizer.state_dict())
+    assert again.param_groups[0]["lr"] == 0.05
+
+
+def test_loaded_moments_move_to_the_parameters_device():
+    """A checkpoint written on one device resumes on another ("meta" stands in for a GPU here)."""
+    saved = _stepped_adam().state_dict()
+    p = torch.nn.Parameter(torch.empty(6, device="meta"))
+    again = FlatAdam([p])
+    again.load_state_dict(saved)
+    assert again.state[p]["exp_avg"].device.type == again.state[p]["exp_avg_sq"].device.type == "meta"

@@ -197,6 +197,14 @@ def test_the_description_holds_what_rebuilds_and_feeds_the_model(saved, tmp_path
     assert description["preprocessing"] == {"flatten": True, "dtype": "float32", "scale": 1 / 255,
                                             "input": "uint8 pixels 0-255"}
     assert description["tensors"]["layers.0.weight"] == {"shape": [128, 784], "dtype": "float32"}
+    import datetime as dt
+
+    from safetensors import safe_open
+
+    created = dt.datetime.fromisoformat(description["created"])  # when, in UTC, to the second
+    assert created.utcoffset() == dt.timedelta(0) and created.microsecond == 0
+    with safe_open(path / "model.safetensors", "pt") as weights:
+        assert weights.metadata() == {"format": "mlplab.model/1"}
     assert load_model(path, device="meta").model.layers[0].weight.device.type == "meta"  # the device asked for
 
 

@@ -104,3 +104,31 @@ def test_a_missing_private_op_is_an_exact_support_answer(monkeypatch):
     monkeypatch.setattr(gradients, "_lookup_private_ops", missing)
     assert private_ops() == Support(False, f"torch {torch.__version__} lacks an operation it needs "
                                            "(RuntimeError: no such operator aten::threshold_backward)")
+
+
+def test_a_supported_model_gets_the_exact_yes():
+    from mlplab.training.gradients import supports
+
+    model = build_model(SPEC, 5, 3)
+    assert supports(model, "categorical_crossentropy", "fp32") == Support(True, "every layer has hand-written operations")
+
+
+def test_a_dropout_of_rate_0_is_skipped_and_the_layers_after_it_still_learn():
+    from mlplab.training.optim import flatten_parameters
+
+    spec = ModelSpec.model_validate({"layers": [
+        {"type": "dense", "units": 6, "activation": "relu"}, {"type": "dropout", "rate": 0.0},
+        {"type": "dense", "units": 4, "activation": "relu"}]})
+    x, y = torch.rand(8, 5, generator=torch.Generator().manual_seed(2)), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    grads = []
+    for step_kind in (ManualGradients, AutogradGradients):
+        model = build_model(spec, 5, 3, seed=4)
+        flat = flatten_parameters(model)
+        if step_kind is ManualGradients:
+            step = ManualGradients(model, 8, flat.grad)
+        else:
+            step = AutogradGradients(model, make_loss("categorical_crossentropy", "softmax"), flat.grad,
+                                     resolve_runtime("cpu"))
+        step(x, y)
+        grads.append(flat.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-7)

@@ -12,8 +12,8 @@ the first failure.
         tests/training/test_optim.py tests/training/test_flat_optim_contract.py
 
 Which tests run for a mutant: those mutmut recorded as calling its function (mutants/mutmut-stats.json)
-that lie in the given test files, fastest first, then every given file mutmut's stats do not know
-(tests added after its stats run). A mutant no such test reaches is reported "no tests". A survivor here may
+that lie in the given test files, fastest first, then every test of those files that mutmut's stats
+do not know (added after its stats run). A mutant no such test reaches is reported "no tests". A survivor here may
 still be killed by a test elsewhere: a scoped score is a lower bound of mutmut's.
 
 A control run with no mutant must pass first, and one with a mutant name that does not exist must
@@ -79,12 +79,20 @@ def main() -> None:
     stats = json.loads((root / "mutmut-stats.json").read_text())
     by_function, duration = stats["tests_by_mangled_function_name"], stats["duration_by_test"]
     files = [str(Path(t)) for t in args.tests]
-    known = {t.split("::")[0] for tests in by_function.values() for t in tests}
-    new_files = [f for f in files if f not in known]  # added after mutmut's stats run: run for every mutant
     base = ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-m", "not slow and not browser"]
 
+    class Collected:
+        ids: list[str] = []
+
+        def pytest_collection_finish(self, session):
+            self.ids.extend(item.nodeid for item in session.items)
+
     os.environ["MUTANT_UNDER_TEST"] = ""
-    pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", *files])  # import everything once
+    collected = Collected()
+    pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", *base[4:], *files], plugins=[collected])
+    known = set(duration)
+    new_tests = [t for t in collected.ids if t not in known]  # added after mutmut's stats run: run for every mutant
+    print(f"{len(new_tests)} tests unknown to mutmut's stats run for every mutant", flush=True)
     verdicts: dict[str, int] = {}
     controls = {}
     for label, name in (("control (no mutant)", ""),):
@@ -103,7 +111,7 @@ def main() -> None:
             (t for t in by_function.get(_function_of(name), ()) if t.split("::")[0] in files),
             key=lambda t: duration.get(t, 0.0),
         )
-        added = new_files
+        added = new_tests
         if not recorded and not added:
             verdicts[name] = 33
             print(f"no tests {name}", flush=True)

@@ -124,3 +124,96 @@ def test_the_input_style_follows_the_dataset_unless_given(tmp_path):
         assert json.loads((tmp_path / expected / str(dataset) / "model.json").read_text())["input_style"] == expected
     with pytest.raises(ValueError, match="input_style must be one of digit, object, none, got 'photo'"):
         save_model(tmp_path / "bad", model, name="m", class_names=names, image_shape=(28, 28), input_style="photo")
+
+
+def test_a_loaded_model_predicts_with_its_network_and_preprocesses_by_default(saved):
+    """SavedModel.predict_proba / predict: softmax of the network on the pixels / 255, argmax per image."""
+    import numpy as np
+
+    path, model = saved
+    loaded = load_model(path)
+    rng = np.random.default_rng(0)
+    images = np.full((5, 28, 28), 255, dtype=np.uint8)  # dark strokes on paper: preprocessing inverts them
+    images[:, 2:12, 1:9] = rng.integers(0, 100, (5, 10, 8))
+    with torch.no_grad():
+        expected = torch.softmax(model.eval()(torch.from_numpy(images.reshape(5, 784) / 255).float()), 1).numpy()
+    raw = loaded.predict_proba(images, preprocess=False, batch_size=2)
+    np.testing.assert_allclose(raw, expected, rtol=1e-5, atol=1e-6)
+    assert list(loaded.predict(images, preprocess=False, batch_size=2)) == list(expected.argmax(axis=1))
+    default = loaded.predict_proba(images)
+    np.testing.assert_array_equal(default, loaded.predict_proba(images, preprocess=True))
+    assert not np.allclose(default, raw)  # so the default really is "preprocess"
+    assert list(loaded.predict(images)) == list(default.argmax(axis=1))
+    assert loaded.input_style == "digit"
+    for predict in (loaded.predict, loaded.predict_proba):  # the batch size reaches the network's loop
+        with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+            predict(images, batch_size=0)
+
+
+def test_each_refusal_names_the_file_it_is_about(saved):
+    """Messages start with the path of the file at fault: model.json for the description, model.safetensors for tensors."""
+    from safetensors.torch import load_file, save_file
+
+    path, _ = saved
+    loaded = load_model(path / "model.json")
+    assert loaded.path == path
+    description, weights = path / "model.json", path / "model.safetensors"
+    tensors = load_file(weights)
+
+    save_file({**tensors, "extra": torch.zeros(2)}, weights)
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value) == f"{weights}: tensors do not match the architecture (missing [], unexpected ['extra'])"
+    save_file({k: v for k, v in tensors.items() if k != "layers.0.bias"}, weights)
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value) == f"{weights}: tensors do not match the architecture (missing ['layers.0.bias'], unexpected [])"
+    save_file({**tensors, "layers.0.bias": torch.zeros(3)}, weights)
+    with pytest.raises(ModelFileError, match=f"^{weights}: tensor layers.0.bias is torch.float32 \\(3,\\)"):
+        load_model(path)
+
+    text = description.read_text()
+    description.write_text(text.replace('"mlplab.model/1"', '"mlplab.model/2"'))
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value) == f"{description}: not an mlplab model description (format mlplab.model/1 expected)"
+    desc = json.loads(text)
+    for key in ("num_features", "num_classes"):
+        desc.pop(key)
+    description.write_text(json.dumps(desc))
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value) == f"{description}: invalid architecture (missing num_features, num_classes)"
+
+
+def test_the_description_holds_what_rebuilds_and_feeds_the_model(saved, tmp_path):
+    path, model = saved
+    description = json.loads((path / "model.json").read_text())
+    assert {key: description[key] for key in ("format", "name", "num_features", "num_classes", "image_shape",
+                                               "input_style", "class_names")} == {
+        "format": "mlplab.model/1", "name": "m", "num_features": 784, "num_classes": 10, "image_shape": [28, 28],
+        "input_style": "digit", "class_names": [str(i) for i in range(10)]}
+    assert description["architecture"] == model.spec.model_dump(mode="json")
+    assert description["preprocessing"] == {"flatten": True, "dtype": "float32", "scale": 1 / 255,
+                                            "input": "uint8 pixels 0-255"}
+    assert description["tensors"]["layers.0.weight"] == {"shape": [128, 784], "dtype": "float32"}
+    import datetime as dt
+
+    from safetensors import safe_open
+
+    created = dt.datetime.fromisoformat(description["created"])  # when, in UTC, to the second
+    assert created.utcoffset() == dt.timedelta(0) and created.microsecond == 0
+    with safe_open(path / "model.safetensors", "pt") as weights:
+        assert weights.metadata() == {"format": "mlplab.model/1"}
+    assert load_model(path, device="meta").model.layers[0].weight.device.type == "meta"  # the device asked for
+
+
+def test_a_path_that_is_not_a_model_says_which_case_it_is(tmp_path):
+    with pytest.raises(ModelFileError) as info:
+        load_model(tmp_path / "absent.json")
+    assert str(info.value) == f"{tmp_path / 'absent.json'}: no such file or directory"
+    other = tmp_path / "notes.txt"
+    other.write_text("hello")
+    with pytest.raises(ModelFileError) as info:
+        load_model(other)
+    assert str(info.value) == f"{other}: not an mlplab model (expected a run directory, model.json or model.safetensors)"

@@ -7,7 +7,6 @@ architecture in the description, and non-finite values are refused, each with a 
 from __future__ import annotations
 
 import datetime as dt
-import math
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,7 +168,3 @@ def check_tensors(path: Path, tensors: dict[str, torch.Tensor], expected: dict[s
             )
         if got.is_floating_point() and not bool(torch.isfinite(got).all()):
             raise ModelFileError(f"{path}: tensor {name} holds non-finite values (NaN or infinity)")
-
-
-def finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None

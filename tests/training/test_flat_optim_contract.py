@@ -182,3 +182,4 @@ def test_loaded_moments_move_to_the_parameters_device():
     again = FlatAdam([p])
     again.load_state_dict(saved)
     assert again.state[p]["exp_avg"].device.type == again.state[p]["exp_avg_sq"].device.type == "meta"
+    assert again.state[p]["step"].device.type == "meta"  # the fused kernel reads it there, as torch.optim loads it

@@ -31,6 +31,8 @@ class FlatOptimizer:
     than a whole training run of the 50-25 model. `update()` is the update itself.
     """
 
+    STEP_DEVICE: str | None = "cpu"  # where a loaded step counter goes (None: the parameters' device)
+
     def __init__(self, params, defaults: dict) -> None:
         params = list(params)
         if len(params) != 1 or not torch.is_tensor(params[0]):
@@ -69,8 +71,8 @@ class FlatOptimizer:
         state = {}
         for name, value in saved.items():
             value = torch.as_tensor(value)
-            if name == "step":  # kept as torch.optim keeps it: a float32 scalar
-                state[name] = value.to(torch.float32).clone()
+            if name == "step":  # kept as torch.optim keeps it: a float32 scalar, where update() makes it
+                state[name] = value.to(self.STEP_DEVICE or param.device, torch.float32).clone()
             elif value.shape != param.shape:
                 raise ValueError(f"optimizer slot {name!r} has shape {tuple(value.shape)}, the parameters {tuple(param.shape)}")
             else:
@@ -80,6 +82,7 @@ class FlatOptimizer:
 
 
 class FlatRMSprop(FlatOptimizer):
+    STEP_DEVICE = "cpu"  # only counted: the kernel reads the parked step, which lives on the device
     # At t = 10^9, β^t < 2^-53 for every β ≤ 0.99999, so 1 − β^t is exactly 1 (in float64 too).
     PARKED_STEP = 1e9
     MAX_RHO = 0.99999
@@ -118,6 +121,8 @@ class FlatAdam(FlatOptimizer):
     directly skips about 0.2 ms of Python bookkeeping per step, which is a fifth of a step for the
     128-64 model.
     """
+
+    STEP_DEVICE = None  # the fused kernel reads the step: on the parameters' device, as torch.optim loads it
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-7,
                  weight_decay: float = 0.0, decoupled: bool = False) -> None:

@@ -2,6 +2,10 @@
 
     nice python bench/pack.py                      # 8 seeds, 20,000 MNIST images, 1 epoch, the three models
     nice python bench/pack.py --seeds 8 --images 10000 --epochs 2 --models 50-25
+    nice python bench/pack.py --models none --reproduce 5 --limit 10000 --max-epochs 3
+
+`--reproduce N` also times `mlplab reproduce --seeds N` end to end (data, training, refits,
+report), with --no-pack and with packing, alternating over the rounds in fresh folders.
 
 For each tutorial model, trains `--seeds` seeds (batch 128, the tutorial's optimizer and dropout,
 no early stopping, no validation pass, so only training is timed) twice: one `fit` after another,
@@ -65,6 +69,21 @@ def pack_seconds(name: str, seeds: int, train, epochs: int, runtime) -> tuple[fl
     return time.perf_counter() - start, time.process_time() - cpu
 
 
+def reproduce_seconds(seeds: int, limit: int, max_epochs: int, threads: int, pack: bool, root: Path) -> float:
+    """Wall seconds of one `mlplab reproduce --seeds N` into a fresh folder."""
+    import os
+    import subprocess
+
+    out = root / f"{'pack' if pack else 'solo'}-{time.time_ns()}"
+    command = [sys.executable, "-m", "mlplab.cli.main", "reproduce", "--seeds", str(seeds), "--limit", str(limit),
+               "--max-epochs", str(max_epochs), "--threads", str(threads), "--verbose", "0", "--out", str(out),
+               "--pack" if pack else "--no-pack"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    start = time.perf_counter()
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="50-25,128-64,512-512")
@@ -73,6 +92,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best of each is kept")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--reproduce", type=int, default=0, metavar="N",
+                        help="also time `mlplab reproduce --seeds N` with and without packing (default: not)")
+    parser.add_argument("--limit", type=int, default=10000, help="reproduce's --limit (default 10000)")
+    parser.add_argument("--max-epochs", type=int, default=3, help="reproduce's --max-epochs (default 3)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
 
@@ -88,7 +111,7 @@ def main() -> None:
     report = {"cpu": cpu_info(), "threads": torch.get_num_threads(), "load_before": loadavg(), "seeds": args.seeds,
               "images": args.images, "epochs": args.epochs, "batch_size": 128, "models": {}}
     print(f"CPU: {report['cpu'].get('model')}, {report['threads']} threads, load {report['load_before']}", flush=True)
-    for key in args.models.split(","):
+    for key in [m for m in args.models.split(",") if m and m != "none"]:
         name = resolve_model(key)
         solo, pack = [], []
         for _ in range(args.rounds):
@@ -105,6 +128,20 @@ def main() -> None:
         print(f"{name}: {row['solo_seeds_per_s']:.3f} seeds/s one after another, {row['pack_seeds_per_s']:.3f} "
               f"packed: {row['speedup']:.2f}x wall, {row['cpu_speedup']:.2f}x CPU time (goal {row['goal']}x)",
               flush=True)
+    if args.reproduce:
+        import tempfile
+
+        solo, pack = [], []
+        with tempfile.TemporaryDirectory(prefix="mlplab-pack-bench-") as tmp:
+            for _ in range(args.rounds):
+                solo.append(reproduce_seconds(args.reproduce, args.limit, args.max_epochs, args.threads, False, Path(tmp)))
+                pack.append(reproduce_seconds(args.reproduce, args.limit, args.max_epochs, args.threads, True, Path(tmp)))
+        row = {"seeds": args.reproduce, "limit": args.limit, "max_epochs": args.max_epochs,
+               "solo_seconds": [round(v, 2) for v in solo], "pack_seconds": [round(v, 2) for v in pack],
+               "speedup": min(solo) / min(pack)}
+        report["reproduce"] = row
+        print(f"reproduce --seeds {args.reproduce} --limit {args.limit} --max-epochs {args.max_epochs}: "
+              f"{min(solo):.1f} s one after another, {min(pack):.1f} s packed: {row['speedup']:.2f}x", flush=True)
     report["load_after"] = loadavg()
     print(f"load after: {report['load_after']}")
     if args.json:

@@ -128,12 +128,12 @@ def _train_seeds(cfg, seeds: int, out: Path, **plan_options) -> None:
             m = result.metrics
             typer.echo(f"{result.run.path.name}: test loss {m['test_loss']:.4f} - test accuracy "
                        f"{m['test_accuracy']:.4f} (weights of epoch {m['kept_epoch']} of {m['epochs_run']})")
-        else:
-            typer.echo(f"error: {result.message}", err=True)
-    typer.echo(f"saved runs: {out}")
     failed = [result for result in results if not result.ok]
-    if failed:
+    if failed:  # one line: the first run's message names the others
+        others = f" (likewise {', '.join(r.run.path.name for r in failed[1:])})" if failed[1:] else ""
+        typer.echo(f"error: {failed[0].message}{others}", err=True)
         raise typer.Exit(max(result.exit_status for result in failed))
+    typer.echo(f"saved runs: {out}")
 
 
 def _recorded_threads(run_path: Path) -> int | None:

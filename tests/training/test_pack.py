@@ -189,6 +189,8 @@ def test_models_that_cannot_share_a_pack_are_refused_with_the_reason(blobs):
     for reason, other in cases.items():
         support = pack_support([base] if other is None else [base, other], RUNTIME)
         assert not support.ok and reason in support.reason, (reason, support.reason)
+    bf16 = resolve_runtime("cpu", "bf16", None)
+    assert "precision bf16" in pack_support([base, _member(_config(1), train, val)], bf16).reason
 
 
 def test_an_unpackable_group_is_trained_one_after_another_exactly_as_alone(blobs):

@@ -93,6 +93,8 @@ def _layout(model: MLP) -> tuple:
 def _solo_reason(member: PackMember, precision: str) -> str | None:
     """Why this member cannot be trained in a pack at all (None: it can)."""
     config = member.config
+    if precision != "fp32":  # the packed step multiplies in float32 only
+        return f"precision {precision}"
     support = supports(member.model, config.loss, precision, mode=config.gradients)
     if not support.ok:
         return f"the hand-written step cannot train it ({support.reason})"

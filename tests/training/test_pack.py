@@ -183,6 +183,7 @@ def test_models_that_cannot_share_a_pack_are_refused_with_the_reason(blobs):
                                               {"type": "dense", "units": 8, "activation": "relu"}]},
             "training": {"batch_size": 32}}), train, val),
         "label smoothing": _member(_config(1, label_smoothing=0.1), train, val),
+        "weight average": _member(_config(1, ema=0.99), train, val),
         "another number of training images": _member(_config(1), (train[0][:100], train[1][:100]), val),
         "at least two": None,
     }
@@ -201,3 +202,15 @@ def test_an_unpackable_group_is_trained_one_after_another_exactly_as_alone(blobs
         model, solo = _solo(member)
         assert _max_difference(member.model, model) == 0.0
         assert history.column("loss") == solo.column("loss")
+
+
+def test_input_dropout_follows_the_solo_run(blobs):
+    train, val = blobs
+    layers = [{"type": "dropout", "rate": 0.2}, {"type": "dense", "units": 16, "activation": "relu"}]
+    configs = [config_from_dict({"name": "input-dropout", "model": {"layers": layers},
+                                 "training": {"batch_size": 32, "epochs": 2, "seed": seed}}) for seed in range(2)]
+    members = [_member(c, train, val) for c in configs]
+    assert pack_support(members, RUNTIME).ok
+    fit_pack(members, runtime=RUNTIME)
+    for member in members:
+        assert _max_difference(member.model, _solo(member)[0]) < 1e-5

@@ -102,6 +102,8 @@ def _solo_reason(member: PackMember, precision: str) -> str | None:
         return "label smoothing"
     if config.augment is not None and config.augment.active:
         return "augmentation"
+    if config.ema is not None:
+        return "the weight average (ema)"
     probe = make_optimizer([nn.Parameter(torch.zeros(1))], config.optimizer)
     if not isinstance(probe, FlatOptimizer):
         return f"optimizer {config.optimizer.name} with these settings has no flat kernel"
@@ -289,7 +291,7 @@ class _Pack:
         for k, seat in enumerate(active):
             seat.running = RunningMetrics(self.runtime.device)
             seat.running.loss_sum, seat.running.correct = loss_sum[k], correct[k]  # views: read when shown
-        scheduled = [s for s in active if s.state.config.schedule.name != "constant"]
+        scheduled = [s for s in active if s.state.config.schedule.varies]
         lrs = {id(s): s.state.config.optimizer.learning_rate for s in active}
         for seat in active:
             seat.state.model.train()
@@ -448,14 +450,16 @@ class _PackProgram:
         grad = self.log_probs.view(m, rows, -1)
         scale = 1.0 / rows  # the output layer's products carry the mean's 1/rows
         ones = new(m, 1, rows).fill_(1.0)
-        for kind, *args in reversed(records):
+        first = next(i for i, record in enumerate(records) if record[0] == "linear")
+        # Operations before the first product (input dropout) need no gradient.
+        for index, (kind, *args) in reversed(list(enumerate(records))[first:]):
             if kind == "linear":
                 weight, weight_grad, bias_grad, source = args
                 calls.append(partial(torch.baddbmm, weight_grad, grad.transpose(1, 2), source, beta=0, alpha=scale,
                                      out=weight_grad))
                 calls.append(partial(torch.baddbmm, bias_grad, ones, grad, beta=0, alpha=scale, out=bias_grad))
-                if source is self.x:
-                    break  # the first product: nobody needs the input's gradient
+                if index == first:
+                    break  # the first product: nobody needs its input's gradient
                 input_grad = new(m, rows, weight.shape[2])
                 calls.append(partial(torch.baddbmm, input_grad, grad, weight, beta=0, alpha=scale, out=input_grad))
                 grad, scale = input_grad, 1.0

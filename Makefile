@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 export MLPLAB_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: venv install install-test demo test bench mutate clean
+.PHONY: venv install install-test demo test bench bench-pack mutate clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,6 +29,11 @@ bench: install
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python bench/run.py --wait-idle 120 --rounds 3 --scaling --inference --update-readme
 	$(BIN)/python bench/bf16.py --update
+	$(MAKE) bench-pack
+
+# Packed training against one seed after another (bench/README.md, "Packed training"): a few minutes.
+bench-pack: install
+	nice $(BIN)/python bench/pack.py --rounds 3 --reproduce 5 --json bench/results/pack-latest.json
 
 # Mutation testing of the modules listed in pyproject's [tool.mutmut] (docs/testing.md): slow, not
 # part of CI. MUTANTS="mlplab.report.*" limits a run to some modules; MUTATE_JOBS sets parallel workers.

@@ -102,3 +102,17 @@ def test_recipe_results_are_mean_and_sd_over_seeds_against_the_rows_target_and_b
     assert one["test_accuracy_sd"] is None and not one["target_met"] and one["within_budget"]
     table = markdown([three, one], {"model": "AMD EPYC", "logical_cpus": 2}, quick=False)
     assert "98.90 % ± 0.10" in table and "97.00 % (1 seed)" in table and "AMD EPYC" in table and "4 T" in table
+
+
+@pytest.mark.slow
+def test_bench_pack_runs_and_records_the_cpu(tmp_path, data_dir):
+    """bench/pack.py end to end on a tiny slice (the figures themselves are bench/README.md's, not a test's)."""
+    env = {**os.environ, "MLPLAB_DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO / "src")}
+    out = tmp_path / "pack.json"
+    subprocess.run([sys.executable, str(REPO / "bench" / "pack.py"), "--models", "50-25", "--seeds", "2",
+                    "--images", "600", "--rounds", "1", "--threads", "1", "--json", str(out)],
+                   check=True, env=env, capture_output=True, timeout=300)
+    report = json.loads(out.read_text())
+    row = report["models"]["tutorial-50-25"]
+    assert report["cpu"]["logical_cpus"] >= 1 and report["seeds"] == 2
+    assert row["solo_seeds_per_s"] > 0 and row["pack_seeds_per_s"] > 0 and row["goal"] == 4.0

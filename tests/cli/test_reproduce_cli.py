@@ -114,3 +114,10 @@ def test_with_recipes_on_a_dataset_without_recipes_is_a_one_line_error(mnist_dir
     assert code == 2
     assert capsys.readouterr().err.strip().startswith("error: no recipes for dataset 'kmnist'")
     assert not (tmp_path / "k").exists()  # refused before anything was created
+
+
+def test_each_models_seeds_were_trained_as_one_pack(reproduced):
+    for name in ("tutorial-50-25", "tutorial-512-512", "tutorial-128-64"):
+        for seed in (0, 1):
+            info = json.loads((reproduced / "runs" / f"{name}-seed{seed}" / "run.json").read_text())
+            assert info["pack"]["size"] == 2 and info["status"] == "finished", (name, seed)

@@ -24,6 +24,7 @@ def reproduce_command(
     out: Annotated[Path, typer.Option(help="Folder for the runs and the report.")] = Path("reports/tutorial"),
     overwrite: options.Overwrite = False,
     seeds: Annotated[int, typer.Option(min=1, help="Train every model this many times (seeds 0..N-1).")] = 1,
+    pack: Annotated[bool, typer.Option(help="Train each model's new seeds together as one pack (docs/training.md); --no-pack trains them one after another.")] = True,
     validate_on: options.ValidateOn = "val",
     data_dir: options.DataDir = None,
     limit: options.Limit = None,
@@ -49,7 +50,7 @@ def reproduce_command(
         out, dataset_name=dataset, data_dir=data_dir, seeds=seeds, validate_on=validate_on, limit=limit,
         max_epochs=max_epochs, models=models, runtime=runtime,
         verbose=verbose, print_fn=typer.echo, command=["mlplab", *sys.argv[1:]], overwrite=overwrite,
-        tracking=tracking, with_recipes=with_recipes,
+        tracking=tracking, with_recipes=with_recipes, pack=pack,
     )
     typer.echo(f"Open {artefacts['report_html']} in a browser.")
 

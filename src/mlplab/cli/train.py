@@ -59,6 +59,7 @@ def train(
     validate_on: options.ValidateOn = "val",
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run directory from its checkpoint (on the thread count it recorded, unless --threads is given).", show_default="none")] = None,
     log_to: Annotated[Optional[list[str]], typer.Option("--log-to", help=LOG_TO_HELP, show_default="none")] = None,
+    seeds: Annotated[Optional[int], typer.Option(min=1, help="Train N seeds (the config's or --seed, then the next ones) into OUT/NAME-seedK, one run directory each, together as one pack where the models allow (docs/training.md).", show_default="one run")] = None,
 ) -> None:
     """Train a model and write a run directory (config, history, checkpoint, model, metrics)."""
     from mlplab.config import load_config, parse_assignments
@@ -70,9 +71,9 @@ def train(
     shortcuts = shortcut_overrides(epochs, batch_size, learning_rate)
     if resume is not None:
         if (config is not None or set_ or shortcuts or dataset or seed is not None or limit is not None or out
-                or overwrite):
+                or overwrite or seeds is not None):
             raise ConfigError("--resume continues a run as it was configured: give no CONFIG, --set, --epochs, "
-                              "--batch-size, --learning-rate, --dataset, --seed, --limit, --out or --overwrite")
+                              "--batch-size, --learning-rate, --dataset, --seed, --seeds, --limit, --out or --overwrite")
         if threads == "auto":  # the recorded count, so the resumed run ends as an uninterrupted one would
             threads = str(_recorded_threads(resume) or "auto")
     runtime = resolve_runtime(device, precision, options.parse_threads(threads))
@@ -90,6 +91,12 @@ def train(
         if seed is not None:
             overrides["training.seed"] = seed
         cfg = load_config(config).with_overrides(overrides)
+        if seeds is not None:
+            if tracking:
+                raise ConfigError("--seeds and --log-to cannot be combined yet: train the seeds one by one to log them")
+            _train_seeds(cfg, seeds, out or default_run_dir(cfg.name), validate_on=validate_on, limit=limit,
+                         data_dir=data_dir, runtime=runtime, overwrite=overwrite, verbose=verbose)
+            return
         plan = RunPlan(
             cfg, out or default_run_dir(cfg.name), validate_on=validate_on, limit=limit,  # type: ignore[arg-type]
             data_dir=data_dir, runtime=runtime, overwrite=overwrite, command=("mlplab", "train", *sys.argv[2:]),
@@ -104,6 +111,29 @@ def train(
         f"(weights of epoch {m['kept_epoch']} of {m['epochs_run']})"
     )
     typer.echo(f"saved run: {outcome.run.path}")
+
+
+def _train_seeds(cfg, seeds: int, out: Path, **plan_options) -> None:
+    """`train --seeds N`: N runs of one config (seeds s, s+1, …) trained as one pack where possible."""
+    from mlplab.runs import RunPlan
+    from mlplab.runs.pack import start_pack
+
+    verbose = plan_options.pop("verbose")
+    first = cfg.training.seed
+    plans = [RunPlan(cfg, out / f"{cfg.name}-seed{seed}", seed=seed, command=("mlplab", "train", *sys.argv[2:]),
+                     **plan_options) for seed in range(first, first + seeds)]
+    results = start_pack(plans, verbose=verbose)
+    for result in results:
+        if result.ok:
+            m = result.metrics
+            typer.echo(f"{result.run.path.name}: test loss {m['test_loss']:.4f} - test accuracy "
+                       f"{m['test_accuracy']:.4f} (weights of epoch {m['kept_epoch']} of {m['epochs_run']})")
+    failed = [result for result in results if not result.ok]
+    if failed:  # one line: the first run's message names the others
+        others = f" (likewise {', '.join(r.run.path.name for r in failed[1:])})" if failed[1:] else ""
+        typer.echo(f"error: {failed[0].message}{others}", err=True)
+        raise typer.Exit(max(result.exit_status for result in failed))
+    typer.echo(f"saved runs: {out}")
 
 
 def _recorded_threads(run_path: Path) -> int | None:

@@ -3,6 +3,7 @@
     plan = RunPlan(config, out="runs/wide", limit=2000)
     result = start_run(plan)            # → RunResult (cause: StopCause, exit_status, metrics)
     result = resume_run("runs/wide")    # after an interruption
+    results = start_pack(plans)         # several plans (seeds of one config) trained together
     record = open_run("runs/wide")      # a finished run: model, history, metrics
     evaluate_run("runs/wide", dataset_name="fashion-mnist", force=True)
 
@@ -15,9 +16,10 @@ from mlplab.runs.result import EXIT_STATUS, RunResult, StopCause
 from mlplab.runs.run_dir import HistoryWriter, RunDir
 from mlplab.runs.lifecycle import load_run_dataset, prepare_data, resume_run, start_run, train_run  # noqa: E402
 from mlplab.runs.records import RunRecord, evaluate_run, open_run, predict_probabilities, run_dataset  # noqa: E402
+from mlplab.runs.pack import start_pack  # noqa: E402
 
 __all__ = [
     "EXIT_STATUS", "HistoryWriter", "RunDir", "RunPlan", "RunRecord", "RunResult", "SavedModel", "StopCause",
     "ValidateOn", "evaluate_run", "load_model", "load_run_dataset", "open_run", "predict_probabilities",
-    "prepare_data", "resume_run", "run_dataset", "save_model", "start_run", "train_run",
+    "prepare_data", "resume_run", "run_dataset", "save_model", "start_pack", "start_run", "train_run",
 ]

@@ -108,22 +108,29 @@ def start_run(
         print(f"note: {runtime.choice.note()}", file=stream or sys.stdout)
     run = RunDir(plan.out)
     with run.create(overwrite=plan.overwrite):
-        atomic_write_text(run.config, config.to_toml())  # before run.json: a run.json always has its config
-        run.update_info(
-            format="mlplab.run/1",
-            name=config.name,
-            status="running",
-            command=list(plan.command),
-            dataset={"name": dataset.name, "source": dataset.source, "limit": plan.limit},
-            validate_on=plan.validate_on,
-            runtime={**runtime.record(),
-                     "gradients": describe_gradients(model, config.training.loss, runtime.precision,
-                                                 mode=config.training.gradients)},
-            config=config.to_dict(),
-            started=_now(),
-        )
+        record_start(run, plan, dataset, runtime, model)
         return _execute(_Job(run=run, config=config, model=model, dataset=dataset, data=data, runtime=runtime,
                              verbose=verbose, stream=stream, resume_from=None, callbacks=tuple(callbacks)))
+
+
+def record_start(run: RunDir, plan: RunPlan, dataset: Dataset, runtime: Runtime, model: MLP, **extra: Any) -> None:
+    """config.toml, then run.json saying what runs, on what and how (`extra`: more keys for run.json)."""
+    config = plan.config
+    atomic_write_text(run.config, config.to_toml())  # before run.json: a run.json always has its config
+    run.update_info(
+        format="mlplab.run/1",
+        name=config.name,
+        status="running",
+        command=list(plan.command),
+        dataset={"name": dataset.name, "source": dataset.source, "limit": plan.limit},
+        validate_on=plan.validate_on,
+        runtime={**runtime.record(),
+                 "gradients": describe_gradients(model, config.training.loss, runtime.precision,
+                                             mode=config.training.gradients)},
+        config=config.to_dict(),
+        started=_now(),
+        **extra,
+    )
 
 
 def resume_run(
@@ -223,52 +230,90 @@ class _Job:
 
 def _execute(job: _Job) -> RunResult:
     """Fit (and refit), score and save, turning every way this can end into a RunResult."""
-    run, history = job.run, History()
+    run = job.run
     try:
         return _fit_and_save(job)
     except KeyboardInterrupt:  # Ctrl-C outside the training loop (which turns it into a flag)
-        _mark(run, status="interrupted", interrupted=_now())
-        return RunResult(run, StopCause.INTERRUPTED, history, signal="SIGINT",
-                         message=f"interrupted; resume with: mlplab train --resume {run.path}")
+        return interrupted_outside_training(run)
     except StorageError as exc:
-        _mark(run, status="failed", failed=_now(), error=str(exc))
-        return RunResult(run, StopCause.FAILED, history,
-                         message=f"{exc}; once that is fixed, resume with: mlplab train --resume {run.path}")
+        return storage_failed(run, exc)
+
+
+def interrupted_outside_training(run: RunDir) -> RunResult:
+    _mark(run, status="interrupted", interrupted=_now())
+    return RunResult(run, StopCause.INTERRUPTED, History(), signal="SIGINT",
+                     message=f"interrupted; resume with: mlplab train --resume {run.path}")
+
+
+def storage_failed(run: RunDir, exc: StorageError) -> RunResult:
+    _mark(run, status="failed", failed=_now(), error=str(exc))
+    return RunResult(run, StopCause.FAILED, History(),
+                     message=f"{exc}; once that is fixed, resume with: mlplab train --resume {run.path}")
+
+
+def run_callbacks(job: _Job) -> list[Callback]:
+    """The run's training callbacks: the standard set, its checkpoint and history files, the caller's."""
+    return standard_callbacks(
+        job.config.training, checkpoint_path=job.run.checkpoint, checkpoint_extra={"config": job.config.to_dict()},
+        extra=[HistoryWriter(job.run), *job.callbacks], verbose=job.verbose, stream=job.stream,
+    )
 
 
 def _fit_and_save(job: _Job) -> RunResult:
-    run, config, model, dataset, data, runtime = job.run, job.config, job.model, job.dataset, job.data, job.runtime
-    resume_from = job.resume_from
-    callbacks = standard_callbacks(
-        config.training, checkpoint_path=run.checkpoint, checkpoint_extra={"config": config.to_dict()},
-        extra=[HistoryWriter(run), *job.callbacks], verbose=job.verbose, stream=job.stream,
-    )
     start = time.perf_counter()
-    history = fit(model, config.training, data.train, data.validation, callbacks=callbacks,
-                  runtime=runtime, resume_from=resume_from, image_shape=dataset.image_shape)
+    history = fit(job.model, job.config.training, job.data.train, job.data.validation, callbacks=run_callbacks(job),
+                  runtime=job.runtime, resume_from=job.resume_from, image_shape=job.dataset.image_shape)
     wall = time.perf_counter() - start
     if history.interrupted:
-        return _interrupted(run, history, f"the state after epoch {_last_saved_epoch(run)} is saved in {run.checkpoint}")
+        return interrupted_run(job.run, history)
+    refit = None
+    if wants_refit(job, history):
+        refit_start = time.perf_counter()
+        refitted, refit_history = refit_on_all_training_data(job, history.kept_epoch)
+        refit = Refit(refitted, refit_history, time.perf_counter() - refit_start)
+    return save_run(job, history, wall, refit)
+
+
+def interrupted_run(run: RunDir, history: History) -> RunResult:
+    return _interrupted(run, history, f"the state after epoch {_last_saved_epoch(run)} is saved in {run.checkpoint}")
+
+
+def wants_refit(job: _Job, history: History) -> bool:
+    """Whether the config asks for a refit on all training data, and the run ended in a way that allows one."""
+    cause = stop_cause(history)
+    return (cause.saved_model and cause is not StopCause.NON_FINITE and job.config.training.refit
+            and job.data.validate_on == "val")
+
+
+@dataclass(frozen=True)
+class Refit:
+    """A fresh model trained on all the training data for the epochs the validation run kept."""
+
+    model: MLP
+    history: History
+    seconds: float
+
+
+def save_run(job: _Job, history: History, wall: float, refit_run: Refit | None) -> RunResult:
+    """After training (and any refit): score on the test set once, save model, metrics and status."""
+    run, config, model, dataset, data, runtime = job.run, job.config, job.model, job.dataset, job.data, job.runtime
     cause = stop_cause(history)
     samples_seen = len(data.train[0]) * history.epochs_run
     refit: dict[str, Any] | None = None
-    if cause.saved_model and cause is not StopCause.NON_FINITE and config.training.refit and data.validate_on == "val":
-        refit_start = time.perf_counter()
-        refitted, refit_history = refit_on_all_training_data(job, history.kept_epoch)
-        if refit_history.interrupted:
+    if refit_run is not None:
+        if refit_run.history.interrupted:
             return _interrupted(run, history, "it was refitting on all training data (the refit starts again)",
-                                refit_history.interrupted)
-        model = refitted
-        if refit_history.stopped_by == "non_finite":
+                                refit_run.history.interrupted)
+        model = refit_run.model
+        if refit_run.history.stopped_by == "non_finite":
             cause = StopCause.NON_FINITE
-            history.stop_reason = f"refit on all training data: {refit_history.stop_reason}"
-        refit = {"epochs": history.kept_epoch, "train_samples": len(dataset.y_train),
-                 "seconds": time.perf_counter() - refit_start}
+            history.stop_reason = f"refit on all training data: {refit_run.history.stop_reason}"
+        refit = {"epochs": history.kept_epoch, "train_samples": len(dataset.y_train), "seconds": refit_run.seconds}
         samples_seen += len(dataset.y_train) * history.kept_epoch
         wall += refit["seconds"]
     metrics = evaluate(model, data.test, loss=config.training.loss, runtime=runtime, per_class=True)
     info = run.read_info()
-    previous_wall = info.get("train_seconds", 0.0) if resume_from is not None else 0.0
+    previous_wall = info.get("train_seconds", 0.0) if job.resume_from is not None else 0.0
     outcome = {
         "epochs_run": history.epochs_run,
         "kept_epoch": history.kept_epoch,

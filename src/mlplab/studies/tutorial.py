@@ -19,6 +19,7 @@ from mlplab.errors import ConfigError, TrainingError
 from mlplab.model.summary import summarize
 from mlplab.runs import RunDir, RunPlan, RunResult, load_run_dataset, open_run, resume_run, start_run
 from mlplab.runs.lifecycle import config_changes
+from mlplab.runs.pack import start_pack
 from mlplab.runs.plan import VALIDATE_ON
 from mlplab.studies.compare import Printer, compare_runs
 from mlplab.studies.recipes import RECIPES, recipes_for
@@ -81,13 +82,16 @@ def reproduce(
     command: list[str] | None = None,
     tracking: "Tracking | None" = None,
     with_recipes: bool = False,
+    pack: bool = True,
 ) -> dict[str, Path]:
     """Train the tutorial's models (`seeds` times each) and write the comparison report into `out`.
 
     `models` are config names or files; `with_recipes` adds the shipped recipes for the dataset
     (`mlplab.studies.recipes`) after them, so the report shows how far the same kind of model goes.
     `overwrite` trains every run afresh, replacing the runs already in `out`. `tracking` logs the
-    study as a parent MLflow run with each run nested under it (and each run to TensorBoard).
+    study as a parent MLflow run with each run nested under it (and each run to TensorBoard). With
+    `pack`, each model's seeds that have no run yet are trained together as one pack
+    (`mlplab.runs.pack`); without, one after another.
     """
     if not models:
         raise ConfigError("give at least one config to reproduce")
@@ -115,7 +119,7 @@ def reproduce(
                       if tracking else contextlib.nullcontext(None))
     with study_tracking as study:
         artefacts = _train_and_compare(plans, out, dataset, dataset_name, limit, validate_on, seeds, runtime, data_dir,
-                                       verbose, print_fn, command, study)
+                                       verbose, print_fn, command, study, pack)
         if study is not None:
             study.log_artifacts([p for p in artefacts.values() if isinstance(p, Path)])
     return artefacts
@@ -123,16 +127,23 @@ def reproduce(
 
 def _train_and_compare(plans: list[RunPlan], out: Path, dataset: Dataset, dataset_name: str, limit: int | None,
                        validate_on: str, seeds: int, runtime: Runtime, data_dir: str | Path | None, verbose: int,
-                       print_fn: Printer, command: list[str] | None, study: "StudyTracking | None") -> dict[str, Path]:
+                       print_fn: Printer, command: list[str] | None, study: "StudyTracking | None",
+                       pack: bool = True) -> dict[str, Path]:
     refits = False
+    packed: dict[Path, dict] = {}
     for index, plan in enumerate(plans):
         config = plan.config
         refits = refits or (config.training.refit and validate_on == "val")
         if index % seeds == 0:
             print_fn("")
             summarize(config.model, dataset.num_features, dataset.num_classes, name=config.name).print(print_fn)
-        print_fn(f"\nTraining {config.name} (seed {plan.seed}) → {plan.out}")
-        metrics = _run_or_continue(plan, dataset, verbose, print_fn, study)
+            packed = (_train_new_seeds_as_pack(plans[index : index + seeds], dataset, verbose, print_fn, study)
+                      if pack else {})
+        if plan.out in packed:
+            metrics = packed[plan.out]
+        else:
+            print_fn(f"\nTraining {config.name} (seed {plan.seed}) → {plan.out}")
+            metrics = _run_or_continue(plan, dataset, verbose, print_fn, study)
         print_fn(
             f"{config.name} seed {plan.seed}: test loss {metrics['test_loss']:.4f}, test accuracy "
             f"{metrics['test_accuracy']:.4f} (epoch {metrics['kept_epoch']} of {metrics['epochs_run']} kept); "
@@ -150,6 +161,22 @@ def _train_and_compare(plans: list[RunPlan], out: Path, dataset: Dataset, datase
         title=f"Reproducing the MLP tutorial on {dataset_name}", commands=[" ".join(command or [])], notes=notes,
         datasets={(dataset_name, limit): dataset},
     )
+
+
+def _train_new_seeds_as_pack(plans: list[RunPlan], dataset: Dataset, verbose: int, print_fn: Printer,
+                             study: "StudyTracking | None") -> dict[Path, dict]:
+    """One model's seeds that have no run yet, trained as one pack; their metrics by run directory.
+
+    Runs already finished are reused and interrupted ones resumed (one by one) by
+    `_run_or_continue`, as are all runs of a tracked study (each run is logged on its own).
+    """
+    fresh = [plan for plan in plans if plan.overwrite or not RunDir(plan.out).run_json.is_file()]
+    if len(fresh) < 2 or study is not None:
+        return {}
+    print_fn(f"\nTraining {fresh[0].config.name} (seeds {', '.join(str(p.seed) for p in fresh)}) → "
+             f"{fresh[0].out.parent}")
+    results = start_pack(fresh, dataset=dataset, verbose=verbose)
+    return {plan.out: _finished(result) for plan, result in zip(fresh, results)}
 
 
 def _study_config(name: str, dataset_name: str, max_epochs: int | None) -> ExperimentConfig:

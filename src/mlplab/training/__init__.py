@@ -22,6 +22,7 @@ _LAZY = {
     "TrainingConfig": "mlplab.training.config",
     "Runtime": "mlplab.training.device", "resolve_runtime": "mlplab.training.device",
     "History": "mlplab.training.history",
+    "PackMember": "mlplab.training.pack", "fit_pack": "mlplab.training.pack", "pack_support": "mlplab.training.pack",
     "evaluate": "mlplab.training.loop", "fit": "mlplab.training.loop", "predict_outputs": "mlplab.training.loop",
     "run_epoch": "mlplab.training.loop", "train_step": "mlplab.training.loop",
     "ProgressPrinter": "mlplab.training.progress",

@@ -11,13 +11,15 @@ from mlplab.training.state import TrainingState
 
 
 @contextlib.contextmanager
-def stop_on_signals(state: TrainingState) -> Iterator[None]:
+def stop_on_signals(*states: TrainingState) -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM set `interrupted` on every state given (a pack trains several)."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be installed from the main thread
         return
 
     def handler(signum: int, frame: object) -> None:
-        state.interrupted = signal.Signals(signum).name
+        for state in states:
+            state.interrupted = signal.Signals(signum).name
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -81,19 +81,7 @@ def fit(
     `training.augment` reshapes the flat features to; without it a square shape is inferred.
     """
     runtime = (runtime or resolve_runtime()).for_model(model, config.batch_size)  # "auto" measures, once
-    model.to(runtime.device)
-    x, y = as_tensors(train, runtime, model.num_features)
-    val = as_tensors(validation, runtime, model.num_features) if validation is not None else None
-    if len(x) == 0:
-        raise ValueError("the training set is empty")
-    for name, data in (("training", x), ("validation", val[0] if val is not None else None)):
-        if data is not None and not all_finite(data):
-            raise ValueError(f"the {name} features hold NaN or infinite values")
-    if int(y.max()) >= model.num_classes or int(y.min()) < 0:
-        raise ValueError(f"labels must be in [0, {model.num_classes}), got range [{int(y.min())}, {int(y.max())}]")
-    es = config.early_stopping
-    if es is not None and es.needs_validation and val is None:
-        raise ConfigError(f"early_stopping.monitor = {es.monitor!r} needs validation data")
+    x, y, val = checked_data(model, config, train, validation, runtime)
     augmenter = None
     if config.augment is not None and config.augment.active:
         augmenter = Augmenter(config.augment, resolve_image_shape(model.num_features, image_shape),
@@ -134,12 +122,37 @@ def fit(
                 break
             for callback in callbacks:
                 callback.on_epoch_end(state, row)
-        state.history.stop_reason = state.stop_reason
-        state.history.stopped_by = state.stopped_by
-        state.history.interrupted = state.interrupted
-        for callback in callbacks:
-            callback.on_train_end(state)
+        end_training(state, callbacks)
     return state.history
+
+
+def checked_data(
+    model: MLP, config: TrainingConfig, train: ArrayPair, validation: ArrayPair | None, runtime: Runtime,
+) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    """The training and validation data as tensors on the device, refused (ValueError) when unusable."""
+    model.to(runtime.device)
+    x, y = as_tensors(train, runtime, model.num_features)
+    val = as_tensors(validation, runtime, model.num_features) if validation is not None else None
+    if len(x) == 0:
+        raise ValueError("the training set is empty")
+    for name, data in (("training", x), ("validation", val[0] if val is not None else None)):
+        if data is not None and not all_finite(data):
+            raise ValueError(f"the {name} features hold NaN or infinite values")
+    if int(y.max()) >= model.num_classes or int(y.min()) < 0:
+        raise ValueError(f"labels must be in [0, {model.num_classes}), got range [{int(y.min())}, {int(y.max())}]")
+    es = config.early_stopping
+    if es is not None and es.needs_validation and val is None:
+        raise ConfigError(f"early_stopping.monitor = {es.monitor!r} needs validation data")
+    return x, y, val
+
+
+def end_training(state: TrainingState, callbacks: Sequence[Callback]) -> None:
+    """Record how training ended in the history, then let the callbacks finish (restore weights, save)."""
+    state.history.stop_reason = state.stop_reason
+    state.history.stopped_by = state.stopped_by
+    state.history.interrupted = state.interrupted
+    for callback in callbacks:
+        callback.on_train_end(state)
 
 
 def run_epoch(

@@ -4,8 +4,6 @@ resumable bit for bit, recorded, and the hand-written step runs it."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 
 import torch
 
@@ -29,25 +27,13 @@ def weights(run_dir):
     return (run_dir / "model.safetensors").read_bytes()
 
 
-def signal_when(monkeypatch, cls, predicate):
-    """Deliver a real SIGINT from inside `cls.on_epoch_end` when `predicate(state, row)` holds."""
-    original = cls.on_epoch_end
-
-    def hook(self, state, row):
-        original(self, state, row)
-        if predicate(state, row):
-            os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(cls, "on_epoch_end", hook)
-
-
 def regularised():
     return small(epochs=3, label_smoothing=0.1, max_norm=2.0, input_dropout=0.2, ema=0.99,
                  schedule={"name": "cosine", "warmup_epochs": 0.5},
                  augment={"shift": 2.0, "rotate": 10.0, "scale": 0.1, "elastic_alpha": 20.0, "elastic_sigma": 4.0})
 
 
-def test_ctrl_c_after_epoch_1_then_resume_equals_an_uninterrupted_run(mnist, tmp_path, monkeypatch):
+def test_ctrl_c_after_epoch_1_then_resume_equals_an_uninterrupted_run(mnist, tmp_path, monkeypatch, signal_when):
     data = mnist.subset(LIMIT, LIMIT)
     straight = train_run(regularised(), out=tmp_path / "straight", dataset=data, limit=LIMIT, verbose=0)
     assert straight.cause is StopCause.COMPLETED

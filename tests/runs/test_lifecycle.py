@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import signal
 import stat
 
 import pytest
@@ -56,18 +55,6 @@ def cli(args, capsys):
 
 def one_line_error(err):
     return err.startswith("error: ") and len(err.strip().splitlines()) == 1
-
-
-def signal_when(monkeypatch, cls, predicate):
-    """Deliver a real SIGINT from inside `cls.on_epoch_end` when `predicate(state, row)` holds."""
-    original = cls.on_epoch_end
-
-    def hook(self, state, row):
-        original(self, state, row)
-        if predicate(state, row):
-            os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(cls, "on_epoch_end", hook)
 
 
 # --- nothing is created for a plan that cannot run --------------------------------------------
@@ -158,7 +145,7 @@ def test_non_finite_validation_loss_is_caught_and_no_nan_weights_are_kept(mnist,
 # --- interruptions: every point ends resumable, and a resumed run ends as a straight one --------
 
 
-def test_ctrl_c_during_the_refit_then_resume_keeps_the_early_stopping_decision(mnist, tmp_path, monkeypatch):
+def test_ctrl_c_during_the_refit_then_resume_keeps_the_early_stopping_decision(mnist, tmp_path, monkeypatch, signal_when):
     data = mnist.subset(LIMIT, LIMIT)
     train_run(early_stopping_with_refit(), out=tmp_path / "straight", dataset=data, limit=LIMIT, verbose=0)
     with monkeypatch.context() as patch:  # the refit's fit has no early stopping: that is how it is told apart
@@ -189,7 +176,7 @@ def test_ctrl_c_before_the_first_checkpoint_is_resumable(mnist, tmp_path, monkey
     assert weights(tmp_path / "r") == weights(tmp_path / "straight")
 
 
-def test_resume_refuses_an_edited_config_and_says_what_changed(mnist, tmp_path, monkeypatch, capsys):
+def test_resume_refuses_an_edited_config_and_says_what_changed(mnist, tmp_path, monkeypatch, capsys, signal_when):
     data = mnist.subset(LIMIT, LIMIT)
     with monkeypatch.context() as patch:
         signal_when(patch, HistoryWriter, lambda state, row: row["epoch"] == 1)
@@ -308,7 +295,7 @@ def test_evaluating_on_a_dataset_with_other_classes_needs_force(mnist, tmp_path,
     assert code == 0 and "on fashion-mnist" in out, err
 
 
-def test_a_run_whose_process_died_resumes_unless_its_writer_is_alive(mnist, tmp_path, monkeypatch, capsys):
+def test_a_run_whose_process_died_resumes_unless_its_writer_is_alive(mnist, tmp_path, monkeypatch, capsys, signal_when):
     """A SIGKILL (or SIGTERM outside the training loop) leaves status "running": the lock tells a
     dead writer from a live one, so such a run resumes, and one being written is left alone."""
     data = mnist.subset(LIMIT, LIMIT)

@@ -83,7 +83,7 @@ def start_pack(
                          verbose=verbose, stream=stream, resume_from=None, callbacks=tuple(extra)))
         train, _ = _split_rows(labels, config.training.validation_split, config.training.seed, data.validate_on)
         members.append(PackMember(model, config.training, (features, labels), data.validation, train_rows=train))
-    support = pack_support(members, runtime)
+    support = pack_support(members, jobs[0].runtime)  # precision already decided per run above
     if not support.ok:
         print_line(f"Training the {len(plans)} runs one after another: {support.reason}")
         return [start_run(plan, dataset=dataset, verbose=verbose, stream=stream, callbacks=tuple(extra))

@@ -11,7 +11,7 @@ from mlplab.config import load_config
 from mlplab.model import build_model
 from mlplab.model.spec import ModelSpec
 from mlplab.training.config import SGD, Adam, AdamW, RMSprop, Schedule
-from mlplab.training.flat_optim import FlatAdam, FlatRMSprop, FlatSGD
+from mlplab.training.flat_optim import FlatAdam, FlatRMSprop, FlatSGD, update_together
 from mlplab.training.optim import flatten_parameters, learning_rate_at, make_optimizer
 
 
@@ -52,6 +52,48 @@ def test_flat_sgd_matches_torchs_fused_sgd_exactly(momentum, nesterov, weight_de
     ours = _run(lambda p: FlatSGD([p], **kw))
     assert torch.equal(ours, _run(lambda p: torch.optim.SGD([p], fused=True, **kw)))
     torch.testing.assert_close(ours, _run(lambda p: torch.optim.SGD([p], foreach=False, **kw)), rtol=0, atol=1e-6)
+
+
+UPDATE_TOGETHER = [  # equal hyper-parameters share a kernel call; the others each get their own group
+    lambda p: FlatRMSprop([p], lr=1e-3, rho=0.9),
+    lambda p: FlatRMSprop([p], lr=1e-3, rho=0.9),
+    lambda p: FlatRMSprop([p], lr=3e-3, rho=0.8, weight_decay=0.01),
+    lambda p: FlatAdam([p], lr=1e-3),
+    lambda p: FlatAdam([p], lr=1e-3),
+    lambda p: FlatAdam([p], lr=1e-3, betas=(0.8, 0.99)),
+    lambda p: FlatAdam([p], lr=1e-3, weight_decay=0.01, decoupled=True),
+    lambda p: FlatSGD([p], lr=0.05, momentum=0.9, nesterov=True),
+    lambda p: FlatSGD([p], lr=0.05, momentum=0.9, nesterov=True),
+    lambda p: FlatSGD([p], lr=0.05),
+]
+
+
+def test_update_together_is_each_optimizers_own_update_bit_for_bit():
+    """A pack steps its members' optimizers in grouped kernel calls: the same bits as one call each,
+    state and step counters included, with a learning rate that changes for some members midway."""
+    def train(together: bool) -> list[tuple[torch.Tensor, dict]]:
+        torch.manual_seed(0)
+        params = [torch.nn.Parameter(torch.randn(300)) for _ in UPDATE_TOGETHER]
+        optimizers = [make(p) for make, p in zip(UPDATE_TOGETHER, params)]
+        for step in range(12):
+            for p in params:
+                p.grad = torch.randn(300)
+                p.grad[:50] = 0
+            if step == 6:  # a schedule moves two members of a shared group apart
+                optimizers[0].param_groups[0]["lr"] = optimizers[4].param_groups[0]["lr"] = 5e-4
+            if together:
+                update_together(optimizers)
+            else:
+                for optimizer in optimizers:
+                    optimizer.update()
+        return [(p.detach().clone(), o.state_dict()) for p, o in zip(params, optimizers)]
+
+    for (p_together, state_together), (p_alone, state_alone) in zip(train(True), train(False), strict=True):
+        assert torch.equal(p_together, p_alone)
+        for name, value in state_alone["state"].get(0, {}).items():
+            assert torch.equal(state_together["state"][0][name], value), name
+    learned = train(True)
+    assert not torch.equal(learned[0][0], learned[1][0])  # each member's own gradients, not a shared one
 
 
 def test_rmsprop_follows_kerass_formula():

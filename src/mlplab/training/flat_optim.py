@@ -50,7 +50,20 @@ class FlatOptimizer:
         self.update()
         return loss
 
+    @torch.no_grad()
     def update(self) -> None:
+        key, slots = self._prepare()
+        self._apply(key, [slots])
+
+    def _prepare(self) -> tuple[tuple, tuple[torch.Tensor, ...]]:
+        """Ready this step (state made, counter counted): (the kernel's arguments, this tensor's slots).
+
+        Optimizers whose keys are equal run as one kernel call over all their slots (`update_together`).
+        """
+        raise NotImplementedError
+
+    @staticmethod
+    def _apply(key: tuple, slots: list[tuple[torch.Tensor, ...]]) -> None:
         raise NotImplementedError
 
     def zero_grad(self, set_to_none: bool = False) -> None:
@@ -95,8 +108,7 @@ class FlatRMSprop(FlatOptimizer):
         self._momentum: torch.Tensor | None = None
         self._parked_step: torch.Tensor | None = None
 
-    @torch.no_grad()
-    def update(self) -> None:
+    def _prepare(self) -> tuple[tuple, tuple[torch.Tensor, ...]]:
         group = self.param_groups[0]
         param = self.param
         state = self.state[param]
@@ -107,10 +119,16 @@ class FlatRMSprop(FlatOptimizer):
             self._momentum = torch.zeros_like(param)
             self._parked_step = torch.full((), self.PARKED_STEP, dtype=torch.float32, device=param.device)
         state["step"] += 1
+        key = (group["lr"], group["rho"], group["weight_decay"], group["eps"])
+        return key, (param, param.grad, self._momentum, state["square_avg"], self._parked_step)
+
+    @staticmethod
+    def _apply(key: tuple, slots: list[tuple[torch.Tensor, ...]]) -> None:
+        lr, rho, weight_decay, eps = key
+        params, grads, momenta, squares, steps = (list(column) for column in zip(*slots))
         torch._fused_adam_(
-            [param], [param.grad], [self._momentum], [state["square_avg"]], [], [self._parked_step],
-            lr=group["lr"], beta1=0.0, beta2=group["rho"], weight_decay=group["weight_decay"], eps=group["eps"],
-            amsgrad=False, maximize=False,
+            params, grads, momenta, squares, [], steps,
+            lr=lr, beta1=0.0, beta2=rho, weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False,
         )
 
 
@@ -129,8 +147,7 @@ class FlatAdam(FlatOptimizer):
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
         self._kernel = torch._fused_adamw_ if decoupled else torch._fused_adam_
 
-    @torch.no_grad()
-    def update(self) -> None:
+    def _prepare(self) -> tuple[tuple, tuple[torch.Tensor, ...]]:
         group = self.param_groups[0]
         param = self.param
         state = self.state[param]
@@ -140,11 +157,15 @@ class FlatAdam(FlatOptimizer):
             state["exp_avg_sq"] = torch.zeros_like(param)
         state["step"] += 1
         beta1, beta2 = group["betas"]
-        self._kernel(
-            [param], [param.grad], [state["exp_avg"]], [state["exp_avg_sq"]], [], [state["step"]],
-            lr=group["lr"], beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
-            amsgrad=False, maximize=False,
-        )
+        key = (self._kernel, group["lr"], beta1, beta2, group["weight_decay"], group["eps"])
+        return key, (param, param.grad, state["exp_avg"], state["exp_avg_sq"], state["step"])
+
+    @staticmethod
+    def _apply(key: tuple, slots: list[tuple[torch.Tensor, ...]]) -> None:
+        kernel, lr, beta1, beta2, weight_decay, eps = key
+        params, grads, exp_avgs, exp_avg_sqs, steps = (list(column) for column in zip(*slots))
+        kernel(params, grads, exp_avgs, exp_avg_sqs, [], steps,
+               lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False)
 
 
 class FlatSGD(FlatOptimizer):
@@ -156,8 +177,7 @@ class FlatSGD(FlatOptimizer):
         if nesterov and momentum <= 0:
             raise ValueError("nesterov needs a positive momentum")
 
-    @torch.no_grad()
-    def update(self) -> None:
+    def _prepare(self) -> tuple[tuple, tuple[torch.Tensor, ...]]:
         group = self.param_groups[0]
         param = self.param
         state = self.state[param]
@@ -165,11 +185,33 @@ class FlatSGD(FlatOptimizer):
         first_step = momentum != 0 and "momentum_buffer" not in state
         if first_step:  # the kernel starts the buffer from this step's gradient
             state["momentum_buffer"] = torch.empty_like(param)
+        key = (group["lr"], momentum, group["nesterov"], group["weight_decay"], first_step)
+        return key, (param, param.grad, *([state["momentum_buffer"]] if momentum != 0 else []))
+
+    @staticmethod
+    def _apply(key: tuple, slots: list[tuple[torch.Tensor, ...]]) -> None:
+        lr, momentum, nesterov, weight_decay, first_step = key
         torch._fused_sgd_(
-            [param], [param.grad], [state["momentum_buffer"]] if momentum != 0 else [],
-            weight_decay=group["weight_decay"], momentum=momentum, lr=group["lr"], dampening=0.0,
-            nesterov=group["nesterov"], maximize=False, is_first_step=first_step,
+            [s[0] for s in slots], [s[1] for s in slots], [s[2] for s in slots] if momentum != 0 else [],
+            weight_decay=weight_decay, momentum=momentum, lr=lr, dampening=0.0,
+            nesterov=nesterov, maximize=False, is_first_step=first_step,
         )
+
+
+@torch.no_grad()
+def update_together(optimizers: "list[FlatOptimizer]") -> None:
+    """`update()` every optimizer, with one kernel call per group of equal class and hyper-parameters.
+
+    torch's fused kernels take lists of tensors and treat each on its own, so a packed run's
+    members (each its own optimizer, state and step) are updated exactly as their own `update()`
+    would, bit for bit, at the cost of one call instead of one per member.
+    """
+    groups: dict[tuple, list[tuple[torch.Tensor, ...]]] = {}
+    for optimizer in optimizers:
+        key, slots = optimizer._prepare()
+        groups.setdefault((type(optimizer), key), []).append(slots)
+    for (cls, key), slots in groups.items():
+        cls._apply(key, slots)
 
 
 def fused_adam_available() -> bool:

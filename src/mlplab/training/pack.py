@@ -53,7 +53,7 @@ from mlplab.training.history import History
 from mlplab.training.interrupt import stop_on_signals
 from mlplab.training.loop import PROBE_ROWS, ArrayPair, checked_data, end_training, evaluate, fit
 from mlplab.training.optim import flatten_parameters, learning_rate_at, make_optimizer, set_learning_rate
-from mlplab.training.state import TrainingState
+from mlplab.training.state import TrainingState, apply_updates
 
 __all__ = ["PackMember", "fit_pack", "pack_support"]
 
@@ -313,9 +313,9 @@ class _Pack:
             losses, hits = program.run(self.features, order[:, begin:end], labels[:, begin:end])
             loss_sum.add_(losses, alpha=end - begin)
             correct.add_(hits)
+            apply_updates([seat.state for seat in active])
             for seat in active:
                 state = seat.state
-                state.apply_update()
                 state.step += 1
                 seat.running.seen += end - begin
                 for callback in seat.callbacks:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -11,7 +12,7 @@ from mlplab.training.augment import Augmenter
 from mlplab.training.config import TrainingConfig
 from mlplab.training.device import Runtime
 from mlplab.training.ema import WeightAverage
-from mlplab.training.flat_optim import WeightCopy
+from mlplab.training.flat_optim import WeightCopy, update_together
 from mlplab.training.gradients import Gradients
 from mlplab.training.history import History
 from mlplab.training.optim import AnyOptimizer
@@ -47,6 +48,10 @@ class TrainingState:
             update()
         else:
             self.optimizer.step()
+        self.after_update()
+
+    def after_update(self) -> None:
+        """What follows every optimizer step, in this order: max-norm, the bf16 copy, the weight average."""
         if self.config.max_norm is not None:
             apply_max_norm(self.model, self.config.max_norm)
         if self.weight_copy is not None:
@@ -57,6 +62,15 @@ class TrainingState:
     @property
     def total_steps(self) -> int:
         return self.steps_per_epoch * self.config.epochs
+
+
+def apply_updates(states: Sequence[TrainingState]) -> None:
+    """`apply_update` for several runs at once (a pack's members, each with a flat optimizer): the
+    optimizers step in one kernel call per group of equal hyper-parameters (`update_together`),
+    with the same results as one call each."""
+    update_together([state.optimizer for state in states])
+    for state in states:
+        state.after_update()
 
 
 @torch.no_grad()

@@ -214,3 +214,27 @@ def test_input_dropout_follows_the_solo_run(blobs):
     fit_pack(members, runtime=RUNTIME)
     for member in members:
         assert _max_difference(member.model, _solo(member)[0]) < 1e-5
+
+
+def test_shared_arrays_are_checked_once_and_bad_data_is_still_refused(blobs, monkeypatch):
+    """Seeds of one study share their arrays: the pack converts and checks them once, not once a
+    member; members with arrays of their own get their own check (a NaN in them is refused)."""
+    import mlplab.training.pack as pack
+
+    train, val = blobs
+    calls = []
+    real = pack.checked_data
+    monkeypatch.setattr(pack, "checked_data", lambda *a: calls.append(a[2]) or real(*a))
+    shared = [_member(_config(seed, epochs=1), train, val) for seed in range(3)]
+    fit_pack(shared, runtime=RUNTIME)
+    assert len(calls) == 1
+    for member in shared:
+        assert _max_difference(member.model, _solo(member)[0]) < 1e-5
+
+    calls.clear()
+    poisoned = (train[0].clone(), train[1])
+    poisoned[0][7, 3] = float("nan")
+    members = [_member(_config(0, epochs=1), train, val), _member(_config(1, epochs=1), poisoned, val)]
+    with pytest.raises(ValueError, match="training features hold NaN"):
+        fit_pack(members, runtime=RUNTIME)
+    assert len(calls) == 2

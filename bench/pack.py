@@ -84,6 +84,27 @@ def reproduce_seconds(seeds: int, limit: int, max_epochs: int, threads: int, pac
     return time.perf_counter() - start
 
 
+def mnist_train(images: int, threads: int):
+    """(runtime, (features, labels)): the first `images` MNIST training images, flattened and scaled."""
+    import torch
+
+    from mlplab.data import load_dataset
+    from mlplab.data.preprocess import flatten_scale
+    from mlplab.training.device import resolve_runtime
+
+    runtime = resolve_runtime("cpu", "fp32", threads)
+    dataset = load_dataset("mnist").subset(train=images, test=1)
+    return runtime, (torch.from_numpy(flatten_scale(dataset.x_train)), torch.from_numpy(dataset.y_train.astype("int64")))
+
+
+def finish(report: dict, path: Path | None) -> None:
+    """Record the load after the run, and write the report where asked."""
+    report["load_after"] = loadavg()
+    print(f"load after: {report['load_after']}")
+    if path:
+        path.write_text(json.dumps(report, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="50-25,128-64,512-512")
@@ -101,13 +122,7 @@ def main() -> None:
 
     import torch
 
-    from mlplab.data import load_dataset
-    from mlplab.data.preprocess import flatten_scale
-    from mlplab.training.device import resolve_runtime
-
-    runtime = resolve_runtime("cpu", "fp32", args.threads)
-    dataset = load_dataset("mnist").subset(train=args.images, test=1)
-    train = (torch.from_numpy(flatten_scale(dataset.x_train)), torch.from_numpy(dataset.y_train.astype("int64")))
+    runtime, train = mnist_train(args.images, args.threads)
     report = {"cpu": cpu_info(), "threads": torch.get_num_threads(), "load_before": loadavg(), "seeds": args.seeds,
               "images": args.images, "epochs": args.epochs, "batch_size": 128, "models": {}}
     print(f"CPU: {report['cpu'].get('model')}, {report['threads']} threads, load {report['load_before']}", flush=True)
@@ -142,10 +157,7 @@ def main() -> None:
         report["reproduce"] = row
         print(f"reproduce --seeds {args.reproduce} --limit {args.limit} --max-epochs {args.max_epochs}: "
               f"{min(solo):.1f} s one after another, {min(pack):.1f} s packed: {row['speedup']:.2f}x", flush=True)
-    report["load_after"] = loadavg()
-    print(f"load after: {report['load_after']}")
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    finish(report, args.json)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ synchronous, so a clock around a call measures the call.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections import defaultdict
@@ -31,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import cpu_info, loadavg, resolve_model  # noqa: E402
-from pack import members  # noqa: E402
+from pack import finish, members, mnist_train  # noqa: E402
 
 KINDS = [
     "products (forward)", "products (backward)", "relu", "dropout masks", "dropout apply",
@@ -150,13 +149,7 @@ def main() -> None:
 
     import torch
 
-    from mlplab.data import load_dataset
-    from mlplab.data.preprocess import flatten_scale
-    from mlplab.training.device import resolve_runtime
-
-    runtime = resolve_runtime("cpu", "fp32", args.threads)
-    dataset = load_dataset("mnist").subset(train=args.images, test=1)
-    train = (torch.from_numpy(flatten_scale(dataset.x_train)), torch.from_numpy(dataset.y_train.astype("int64")))
+    runtime, train = mnist_train(args.images, args.threads)
     steps = args.epochs * -(-args.images // 128)
     report = {"cpu": cpu_info(), "threads": torch.get_num_threads(), "load_before": loadavg(), "seeds": args.seeds,
               "images": args.images, "epochs": args.epochs, "steps": steps, "models": {}}
@@ -183,10 +176,7 @@ def main() -> None:
         print(f"| **total (instrumented)** | {solo * per_step:.0f} | {pack * per_step:.0f} | {(solo - pack) * per_step:.0f} |")
         s, p = plain[name]["solo"], plain[name]["pack"]
         print(f"| total (plain, best of 2) | {s * per_step:.0f} | {p * per_step:.0f} | speed-up {s / p:.2f}x |", flush=True)
-    report["load_after"] = loadavg()
-    print(f"load after: {report['load_after']}")
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    finish(report, args.json)
 
 
 if __name__ == "__main__":

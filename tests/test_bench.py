@@ -116,3 +116,22 @@ def test_bench_pack_runs_and_records_the_cpu(tmp_path, data_dir):
     row = report["models"]["tutorial-50-25"]
     assert report["cpu"]["logical_cpus"] >= 1 and report["seeds"] == 2
     assert row["solo_seeds_per_s"] > 0 and row["pack_seeds_per_s"] > 0 and row["goal"] == 4.0
+
+
+@pytest.mark.slow
+def test_bench_pack_profile_clocks_every_kind_of_work_in_both_paths(tmp_path, data_dir):
+    """bench/pack_profile.py on a tiny slice: its clocks reach the products, dropout, gathers and
+    optimizer of both paths (a clock that no longer reaches its code would read zero here)."""
+    env = {**os.environ, "MLPLAB_DATA_DIR": str(data_dir), "PYTHONPATH": str(REPO / "src")}
+    out = tmp_path / "profile.json"
+    subprocess.run([sys.executable, str(REPO / "bench" / "pack_profile.py"), "--models", "128-64", "--seeds", "2",
+                    "--images", "600", "--threads", "1", "--json", str(out)],
+                   check=True, env=env, capture_output=True, timeout=300)
+    report = json.loads(out.read_text())
+    rows = report["models"]["tutorial-128-64"]["instrumented"]
+    for mode in ("solo", "pack"):
+        kinds = rows[mode]["kinds"]
+        for kind in ("products (forward)", "products (backward)", "relu", "dropout masks", "dropout apply",
+                     "loss, softmax, accuracy", "batch gather", "optimizer", "loop"):
+            assert kinds[kind] > 0, (mode, kind)
+    assert rows["pack"]["kinds"]["epoch order"] > 0

@@ -11,7 +11,8 @@ Each member follows its solo trajectory; what makes it so:
   gradient tensors is exactly the flat buffer `flatten_parameters` gives a solo run (the model's
   parameters are views into it), and the member's own optimizer (same class, same
   hyper-parameters, so learning rate, betas, rho, momentum and weight decay are per model)
-  updates it with the same fused kernel;
+  updates it with the same fused kernel, called once for all members whose hyper-parameters are
+  equal at that step (`flat_optim.update_together`: the kernel takes lists, bit for bit the same);
 - its shuffling comes from its own generator, seeded as `fit` seeds it, and its dropout masks
   from its own dropout layers' generators, drawn in the same order and shape as a solo run
   draws them (so on the CPU they are the solo masks, bit for bit);

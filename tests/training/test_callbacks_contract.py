@@ -64,6 +64,7 @@ def test_a_tie_with_the_best_value_is_not_an_improvement(blobs, make_config):
     assert len(history) == 4 and stopper.stopped_epoch == 4
     assert stopper.best_epoch == 2 and history.restored and history.kept_epoch == 2
     assert history.stop_reason == "early stopping: val_loss did not improve for 2 epochs (best 0.9000 at epoch 2)"
+    assert history.stopped_by == "early_stopping"  # what runs/ reads to say why a run ended
 
 
 def test_a_tie_in_accuracy_is_not_an_improvement_either(blobs, make_config):
@@ -194,6 +195,42 @@ def test_nan_guard_later_keeps_the_last_good_epoch_and_flags_it(blobs, make_conf
     assert not same_weights(snaps.by_epoch[2], snaps.by_epoch[3])
 
 
+def test_nan_guard_stops_on_a_non_finite_validation_loss_alone(blobs, make_config):
+    train, val = blobs
+    cfg = make_config(epochs=4)
+    model = build_model(cfg.model, 20, 3)
+    snaps = Snapshots()
+    history = fit(model, cfg.training, train, val, callbacks=[Script("val_loss", [1.0, math.nan, 1.0, 1.0]), snaps, NanGuard()])
+    assert len(history) == 2 and history.stopped_by == "non_finite" and math.isfinite(history.rows[-1]["loss"])
+    assert history.stop_reason == (
+        "non-finite validation loss (nan) in epoch 2; kept the weights from the end of epoch 1 (try a lower learning rate)"
+    )
+    assert same_weights(weights(model), snaps.by_epoch[1])
+
+
+def test_nan_guard_catches_weights_that_give_nan_while_the_losses_were_finite(blobs, make_config):
+    # The epoch's losses were computed before the weights went bad: only the probe of training
+    # rows (state.extras["probe"], set by fit) can tell.
+    class Poison(Callback):
+        def on_epoch_end(self, state, row):
+            if row["epoch"] == 2:
+                with torch.no_grad():
+                    next(state.model.parameters()).view(-1)[0] = math.nan
+
+    train, val = blobs
+    cfg = make_config(epochs=4)
+    model = build_model(cfg.model, 20, 3)
+    snaps = Snapshots()
+    history = fit(model, cfg.training, train, val, callbacks=[snaps, Poison(), NanGuard()])
+    assert len(history) == 2 and history.stopped_by == "non_finite"
+    assert all(math.isfinite(row[key]) for row in history.rows for key in ("loss", "val_loss"))
+    assert history.stop_reason == (
+        "non-finite outputs (the weights at the end of the epoch give NaN or infinity) in epoch 2; "
+        "kept the weights from the end of epoch 1 (try a lower learning rate)"
+    )
+    assert same_weights(weights(model), snaps.by_epoch[1])
+
+
 def test_running_metrics_are_sample_weighted_means():
     running = RunningMetrics(torch.device("cpu"))
     values = running.values()
@@ -203,6 +240,13 @@ def test_running_metrics_are_sample_weighted_means():
     assert running.seen == 6
     assert running.values() == {"loss": (2.0 * 4 + 0.5 * 2) / 6, "accuracy": 4 / 6}
     assert running.loss_sum.dtype == torch.float64 and running.correct.dtype == torch.int64
+
+
+def test_running_metrics_keep_their_sums_on_the_training_device():
+    # on a GPU the sums must stay there (one .item() per epoch, not a copy per batch); torch's
+    # meta device stands in for one on a CPU-only machine
+    running = RunningMetrics(torch.device("meta"))
+    assert running.loss_sum.device.type == "meta" and running.correct.device.type == "meta"
 
 
 def test_base_callback_hooks_do_nothing(blobs, make_config):

@@ -3,6 +3,7 @@ exactly as declared, from the one walk over the layers; sizes are checked before
 
 from __future__ import annotations
 
+import math
 import numpy as np
 import pytest
 import torch
@@ -16,7 +17,8 @@ from mlplab.model.build import MLP
 from mlplab.model.dropout import FastDropout
 from mlplab.model.flops import dense_shapes, training_flops
 from mlplab.model.layers import (
-    HIDDEN_KINDS, MAX_PARAMETERS, MAX_WIDTH, BatchNorm, Dense, Dropout, Output, Support,
+    ACTIVATIONS, HIDDEN_KINDS, MAX_PARAMETERS, MAX_WIDTH, BatchNorm, Dense, Dropout, Output, Support,
+    activation_module, check_parameters, checked_widths,
 )
 from mlplab.validation import union_member_names
 
@@ -125,6 +127,43 @@ def test_sizes_are_checked_before_anything_is_allocated():
         with pytest.raises(ValueError, match=f"num_features must be an integer, got {bad!r}"):
             MLP(ModelSpec(), bad, 10)
     assert MLP(ModelSpec(), np.int64(784), 10).num_features == 784  # NumPy integers are integers
+    assert checked_widths(1, 2) == (1, 2) and checked_widths(MAX_WIDTH, MAX_WIDTH) == (MAX_WIDTH, MAX_WIDTH)  # bounds included
+    with pytest.raises(ValueError, match=f"num_classes must be in \\[2, 1,048,576\\], got {MAX_WIDTH + 1:,}"):
+        checked_widths(1, MAX_WIDTH + 1)
+
+
+def test_the_size_limit_counts_batch_norms_statistics_too():
+    # The limit is stated in Keras's count, which includes batch norm's moving mean and variance:
+    # here the trainable weights alone fit and the whole model does not. (Checked on the walk, so
+    # nothing is allocated whichever way it goes.)
+    placed = ModelSpec(layers=[Dense(units=MAX_WIDTH), BatchNorm()]).walk(250, 2)
+    total, trainable = (sum(p.parameters[i] for p in placed) for i in (0, 1))
+    assert trainable <= MAX_PARAMETERS < total
+    with pytest.raises(ConfigError, match=f"would have {total:,} parameters, more than the limit"):
+        check_parameters(placed)
+    # and the limit itself is allowed: 262,655 · 1,022 + (1,022 + 1) · 2 = 2^28 exactly
+    at_limit = ModelSpec(layers=[Dense(units=1022, use_bias=False)]).walk(262_655, 2)
+    assert check_parameters(at_limit) == MAX_PARAMETERS
+
+
+# Keras's definitions, written out (leaky_relu's slope is Keras 3's default, gelu the exact form)
+KERAS_ACTIVATIONS = {
+    "relu": lambda x: np.maximum(x, 0.0),
+    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "tanh": np.tanh,
+    "gelu": lambda x: x * 0.5 * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0))),
+    "silu": lambda x: x / (1.0 + np.exp(-x)),
+    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
+    "leaky_relu": lambda x: np.where(x > 0, x, 0.2 * x),
+    "softmax": lambda x: np.exp(x) / np.exp(x).sum(axis=1, keepdims=True),
+}
+
+
+@pytest.mark.parametrize("name", [a for a in ACTIVATIONS if a != "linear"])
+def test_each_hidden_activation_computes_kerass_function(name):
+    x = np.array([[-3.0, -0.5, 0.0, 0.7, 2.5], [1.0, -2.0, 0.1, -0.1, 4.0]])
+    got = activation_module(name)(torch.tensor(x, dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(got, KERAS_ACTIVATIONS[name](x), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize(

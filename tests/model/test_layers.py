@@ -4,6 +4,7 @@ exactly as declared, from the one walk over the layers; sizes are checked before
 from __future__ import annotations
 
 import math
+import warnings
 import numpy as np
 import pytest
 import torch
@@ -162,7 +163,9 @@ KERAS_ACTIVATIONS = {
 @pytest.mark.parametrize("name", [a for a in ACTIVATIONS if a != "linear"])
 def test_each_hidden_activation_computes_kerass_function(name):
     x = np.array([[-3.0, -0.5, 0.0, 0.7, 2.5], [1.0, -2.0, 0.1, -0.1, 4.0]])
-    got = activation_module(name)(torch.tensor(x, dtype=torch.float64)).numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. torch's "implicit dimension choice for softmax"
+        got = activation_module(name)(torch.tensor(x, dtype=torch.float64)).numpy()
     np.testing.assert_allclose(got, KERAS_ACTIVATIONS[name](x), rtol=1e-12, atol=1e-12)
 
 

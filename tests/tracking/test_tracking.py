@@ -242,6 +242,45 @@ units = { low = 8, high = 32, log = true }
 """
 
 
+def test_a_search_makes_the_mlflow_store_before_its_second_worker_starts(tmp_path, data_dir, monkeypatch):
+    # Two workers creating a fresh sqlite store at the same moment can read each other's half-made
+    # schema (seen once in CI: "out-of-date database schema"), so the command makes the store and
+    # its experiment before it spawns a worker. The spawned worker is a fake that looks at the store.
+    import sqlite3
+
+    pytest.importorskip("optuna", reason="the [search] extra (optuna) is not installed")
+    from mlplab.studies.search import study as search_study
+    from mlplab.studies.search.study import SearchPlan, run_search
+
+    space, out = tmp_path / "space.toml", tmp_path / "search"
+    space.write_text(SEARCH_SPACE)
+    seen: list[list[str]] = []
+
+    class NoWorker:  # stands in for the spawned process; worker 0 (this process) runs every trial
+        exitcode = 0
+
+        def __init__(self, **_kwargs) -> None:
+            pass
+
+        def start(self) -> None:
+            db = out / "mlflow.db"
+            seen.append([row[0] for row in sqlite3.connect(db).execute("SELECT name FROM experiments")]
+                        if db.is_file() else [])
+
+        def is_alive(self) -> bool:
+            return False
+
+    class Context:
+        Process = NoWorker
+
+    monkeypatch.setattr(search_study.multiprocessing, "get_context", lambda _method: Context)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    plan = SearchPlan(str(space), out, trials=2, workers=2, threads=1, limit=300, refit_top=0, reference=False,
+                      data_dir=data_dir, tracking=Tracking.from_specs(["mlflow"]))
+    run_search(plan, print_fn=lambda _line: None)
+    assert len(seen) == 1 and "mlplab" in seen[0], seen
+
+
 def test_search_logs_each_trial_nested_under_the_study(tmp_path, data_dir):
     # Two workers (the second a spawned process: the tracking targets must reach it) and four trials:
     # one parent run for the study, one nested run per trial holding that trial's history.

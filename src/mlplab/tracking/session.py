@@ -55,6 +55,14 @@ class Tracking:
         target = self.target("mlflow")
         return None if target is None else target.location or mlflow_log.default_uri(out)
 
+    def prepare(self, out: Path) -> None:
+        """Open the MLflow store once, creating its database and experiment, before several processes
+        share it: two workers creating a fresh sqlite store at the same moment can read each other's
+        half-made schema ("out-of-date database schema") or both create the experiment."""
+        uri = self.mlflow_uri(Path(out))
+        if uri:
+            mlflow_log.MlflowStore(uri)
+
     def tensorboard_dir(self, out: Path, run_name: str | None) -> Path | None:
         """`<out>/tensorboard` for a lone run; DIR/<run name> for a given DIR or a study's runs."""
         target = self.target("tensorboard")

@@ -436,6 +436,8 @@ def run_search(plan: SearchPlan, *, print_fn: Printer = print, verbose: int = 0,
     plan = replace(plan, threads=plan.threads_per_worker)
     children = []
     if plan.workers > 1:
+        if plan.tracking:
+            plan.tracking.prepare(plan.out)  # the store made once, before the workers race to make it
         ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no fork of torch's threads
         for index in range(1, plan.workers):
             proc = ctx.Process(target=_worker_process, args=(replace(plan, run_callbacks=()), index, verbose), daemon=False)

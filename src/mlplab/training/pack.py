@@ -191,9 +191,8 @@ class _Pack:
         if not isinstance(ops, PrivateOps):  # pack_support found them a moment ago
             raise RuntimeError(f"internal error: {ops.reason}")
         self.ops, self.runtime = ops, runtime
-        self._checked: dict[tuple, tuple] = {}  # the members' data, converted and checked once per array
-        self.seats = [self._seat(member) for member in members]
-        self._checked.clear()
+        checked: dict[tuple, tuple] = {}  # the members' data, converted and checked once per array
+        self.seats = [self._seat(member, checked) for member in members]
         self.batch_size = members[0].config.batch_size
         self.n = len(self.seats[0].rows)
         self.steps_per_epoch = math.ceil(self.n / self.batch_size)
@@ -212,16 +211,16 @@ class _Pack:
         self.labels = parts[0][1] if len(parts) == 1 else torch.cat([y for _, y in parts])
         self.stack: _Stack | None = None
 
-    def _seat(self, member: PackMember) -> _Seat:
+    def _seat(self, member: PackMember, checked: dict[tuple, tuple]) -> _Seat:
         model, config, runtime = member.model, member.config, self.runtime
         # Seeds of one study hold the same arrays: converting and checking them (a pass over every
         # feature) once instead of once per member saves ~3 ms a member on 20,000 MNIST images.
         es = config.early_stopping  # whether it needs validation data is checked with the data
         key = (*map(id, member.train), *map(id, member.validation or ()), bool(es and es.needs_validation))
-        if key not in self._checked:
-            self._checked[key] = checked_data(model, config, member.train, member.validation, runtime)
-        model.to(runtime.device)
-        x, y, validation = self._checked[key]
+        if key not in checked:
+            checked[key] = checked_data(model, config, member.train, member.validation, runtime)
+        model.to(runtime.device)  # checked_data moved only the first model of each dataset
+        x, y, validation = checked[key]
         if member.train_rows is None:
             rows = torch.arange(len(x), device=runtime.device)
         else:

@@ -10,6 +10,10 @@ the first failure.
 
     PYTHONPATH=mutants/src python tools/mutation_scoped.py mlplab.training.flat_optim \\
         tests/training/test_optim.py tests/training/test_flat_optim_contract.py
+    PYTHONPATH=mutants/src python tools/mutation_scoped.py mlplab.runs.plan   # every test mutmut selects
+
+With no test files it takes the test folders of `[tool.mutmut]`'s `pytest_add_cli_args_test_selection`
+in pyproject.toml: the same tests mutmut would run for each mutant, so its verdicts are mutmut's.
 
 Which tests run for a mutant: those mutmut recorded as calling its function (mutants/mutmut-stats.json)
 that lie in the given test files, fastest first, then every test of those files that mutmut's stats
@@ -39,6 +43,18 @@ def _mutants(module: str, root: Path) -> dict[str, int | None]:
     return json.loads(meta.read_text())["exit_code_by_key"]
 
 
+def _selected_test_files(pyproject: Path) -> list[str]:
+    """The test files in `[tool.mutmut]`'s selection (folders expanded, as pytest collects them)."""
+    import tomllib
+
+    selection = tomllib.loads(pyproject.read_text())["tool"]["mutmut"]["pytest_add_cli_args_test_selection"]
+    files: list[str] = []
+    for entry in selection:
+        path = Path(entry)
+        files += [str(p) for p in sorted(path.rglob("test_*.py"))] if path.is_dir() else [str(path)]
+    return files
+
+
 def _function_of(mutant: str) -> str:
     return mutant.rsplit("__mutmut_", 1)[0]
 
@@ -62,7 +78,7 @@ def _run_in_child(name: str, args: list[str], cpu_limit: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("module", help="e.g. mlplab.training.flat_optim")
-    parser.add_argument("tests", nargs="+", help="the test files that cover the module")
+    parser.add_argument("tests", nargs="*", help="the test files that cover the module (default: mutmut's selection)")
     parser.add_argument("--root", default="mutants", help="mutmut's folder (its .meta files and stats)")
     parser.add_argument("--skip-killed", action="store_true", help="leave out mutants mutmut already killed")
     parser.add_argument("--only", nargs="*", default=None, help="only these mutant names")
@@ -78,7 +94,7 @@ def main() -> None:
     root = Path(args.root)
     stats = json.loads((root / "mutmut-stats.json").read_text())
     by_function, duration = stats["tests_by_mangled_function_name"], stats["duration_by_test"]
-    files = [str(Path(t)) for t in args.tests]
+    files = [str(Path(t)) for t in args.tests] or _selected_test_files(Path("pyproject.toml"))
     base = ["-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-m", "not slow and not browser"]
 
     class Collected:

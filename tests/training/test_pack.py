@@ -238,3 +238,14 @@ def test_shared_arrays_are_checked_once_and_bad_data_is_still_refused(blobs, mon
     with pytest.raises(ValueError, match="training features hold NaN"):
         fit_pack(members, runtime=RUNTIME)
     assert len(calls) == 2
+
+
+def test_a_member_trained_alone_reads_only_its_rows_in_their_order(blobs):
+    """A pack of one falls back to `fit`; it still trains on the member's `train_rows`, in their order
+    (a refit is such a member: the validation run's training rows, then its validation rows)."""
+    (x, y), val = blobs
+    member = _member(_config(0), (x, y), val, train_rows=np.arange(80, 480)[::-1].copy())
+    assert not pack_support([member], RUNTIME).ok
+    fit_pack([member], runtime=RUNTIME)
+    model, _ = _solo(member)
+    assert _max_difference(member.model, model) == 0.0

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -145,9 +146,17 @@ def fit_pack(members: Sequence[PackMember], *, runtime: Runtime | None = None) -
     """
     runtime = _decided(runtime or resolve_runtime(), members)
     if not pack_support(members, runtime).ok:
-        return [fit(m.model, m.config, m.train, m.validation, callbacks=m.callbacks, runtime=runtime)
+        return [fit(m.model, m.config, _own_rows(m), m.validation, callbacks=m.callbacks, runtime=runtime)
                 for m in members]
     return _Pack(members, runtime).train()
+
+
+def _own_rows(member: PackMember) -> ArrayPair:
+    """The member's training set as `fit` takes it: its `train_rows` of `train`, in their order."""
+    if member.train_rows is None:
+        return member.train
+    rows = np.asarray(member.train_rows)
+    return member.train[0][rows], member.train[1][rows]
 
 
 @dataclass

@@ -88,7 +88,8 @@ def test_every_run_gets_the_given_dataset_its_callbacks_and_the_stream(digits012
     """Whether the plans form a pack, are trained one after another or are a single run: each run
     trains on the dataset handed in (not one reloaded from disk), its own callbacks see each of its
     epochs, and everything printed goes to `stream`, nothing at verbose=0."""
-    plans = [RunPlan(_config(units), tmp_path / f"run{i}", seed=i, limit=LIMIT) for i, units in enumerate(LAYOUTS[layout])]
+    plans = [RunPlan(_config(units), tmp_path / f"run{i}", seed=i, limit=LIMIT)
+             for i, units in enumerate(LAYOUTS[layout])]
     recorders = [Epochs() for _ in plans]
     stream = io.StringIO()
     results = start_pack(plans, dataset=digits012, verbose=verbose, stream=stream, callbacks=[(r,) for r in recorders])
@@ -103,7 +104,8 @@ def test_every_run_gets_the_given_dataset_its_callbacks_and_the_stream(digits012
         return
     assert out.count("Epoch 2/2 - ") == len(plans)
     assert ("Training 2 runs as one pack" in out) == (layout == "pack")
-    assert ("Training the 2 runs one after another: model 2 has other layer shapes" in out) == (layout == "cannot share")
+    one_after_another = "Training the 2 runs one after another: model 2 has other layer shapes"
+    assert (one_after_another in out) == (layout == "cannot share")
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +171,8 @@ def test_runs_trained_one_after_another_say_why_for_the_right_model(digits012, t
     plans = [RunPlan(_config(units, epochs=1), tmp_path / f"run{units}", limit=LIMIT, runtime=runtime)
              for units in (16, 64)]
     assert all(r.ok for r in start_pack(plans, dataset=digits012, verbose=1))
-    assert "Training the 2 runs one after another: model 2 has other layer shapes than model 1\n" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Training the 2 runs one after another: model 2 has other layer shapes than model 1\n" in out
 
 
 def test_ctrl_c_in_a_pack_leaves_every_run_resumable_from_its_last_epoch(digits012, tmp_path):

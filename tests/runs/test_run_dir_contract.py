@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -66,3 +67,20 @@ def test_history_writer_writes_both_files_after_each_epoch_and_at_the_end(tmp_pa
     writer.on_train_end(_State(history))
     assert run.history_csv.read_text().count("\n") == 3
     assert json.loads(run.history_json.read_text()) == history.to_json()
+
+
+def test_overwrite_steps_over_temporary_files_a_killed_writer_left_and_nothing_else(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    (run / ".run.json.1a2b3c4d.tmp").write_text("half")  # safeio.atomic_file's name, left by a killed process
+    with RunDir(run).create(overwrite=True):
+        assert not (run / "run.json").exists()
+    for name in (".bashrc", "notes.tmp"):  # hidden, or named .tmp, but not a temporary file of ours
+        (run / "run.json").write_text("{}")
+        (run / name).write_text("keep")
+        with pytest.raises(ModelFileError, match=rf"holds files that are not an mlplab run's \({re.escape(name)}\); not overwriting it$"):
+            with RunDir(run).create(overwrite=True):
+                pass
+        assert (run / name).read_text() == "keep" and (run / "run.json").exists()
+        (run / name).unlink()

@@ -3,13 +3,18 @@ evaluate_run scores a saved model on, in which precision, and what it refuses.
 
 One real run is trained once for the module (a 32-unit model, one epoch on 500 MNIST images);
 tests that change its files work on a copy. Other datasets are small .npz files made from MNIST.
+Two slower tests come last: a second run (trained with another loss), and open_run in a fresh
+interpreter started in an ASCII locale (about 3 s of CPU: it imports torch).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -211,3 +216,25 @@ def test_predict_probabilities_takes_images_or_scaled_features(run, mnist):
     scaled = images.astype(np.float64) / 255.0  # features already scaled, as images or as rows
     np.testing.assert_allclose(predict_probabilities(model, scaled), probs, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(predict_probabilities(model, scaled.reshape(64, -1)), probs, rtol=1e-5, atol=1e-7)
+
+
+# --- slower: a second training, a fresh interpreter -------------------------------------------------
+
+
+def test_a_run_is_rescored_with_the_loss_it_was_trained_with(mnist, tmp_path):
+    config = config_from_dict({**SMALL, "training": {**SMALL["training"], "loss": "mean_squared_error"}})
+    result = train_run(config, out=tmp_path / "mse", dataset=mnist.subset(LIMIT, LIMIT), limit=LIMIT, verbose=0)
+    assert evaluate_run(tmp_path / "mse")["test_loss"] == result.metrics["test_loss"]  # not the cross-entropy
+
+
+def test_the_config_text_is_read_as_utf_8_whatever_the_locale_says(run, tmp_path):
+    """mlplab writes config.toml in UTF-8; a process whose locale says otherwise (Windows' cp1252,
+    a C locale) must still read it as UTF-8. Python fixes the locale's encoding when it starts, so
+    this takes a fresh interpreter started in an ASCII locale."""
+    copy = copy_of(run, tmp_path)
+    (copy / "config.toml").write_text('name = "café"\n', encoding="utf-8")
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    code = "import sys; from mlplab.runs.records import open_run; print(ascii(open_run(sys.argv[1]).config_text))"
+    out = subprocess.run([sys.executable, "-c", code, str(copy)], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ascii('name = "café"\n')

@@ -75,3 +75,22 @@ def test_a_lock_file_that_cannot_be_opened_is_not_a_held_lock(tmp_path, monkeypa
 
     monkeypatch.setattr(os, "open", refuse_the_lock_file)
     assert is_locked(tmp_path) is False
+
+
+def test_a_lock_held_by_another_user_is_seen_through_a_read_only_open(tmp_path, monkeypatch):
+    """A search run by one user waits on runs that another user's workers are writing: their lock
+    file (mode 0o644 by the umask) opens for reading only, and a lock is tried on any open file.
+    Faked as above: write access to the lock file refused while another writer holds it."""
+    real_open = os.open
+
+    def read_only_for_others(path, flags, *args, **kwargs):
+        if Path(path).name == LOCK_NAME and flags & (os.O_WRONLY | os.O_RDWR):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    with run_lock(tmp_path):
+        monkeypatch.setattr(os, "open", read_only_for_others)
+        assert is_locked(tmp_path) is True
+        monkeypatch.undo()
+    monkeypatch.setattr(os, "open", read_only_for_others)
+    assert is_locked(tmp_path) is False

@@ -40,7 +40,8 @@ def is_locked(folder: Path) -> bool:
     if not path.is_file():
         return False
     try:
-        fd = os.open(path, os.O_RDWR)
+        # Read-only: another user's lock file (0o644) opens so, and a lock is tried on any open file.
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return False
     try:

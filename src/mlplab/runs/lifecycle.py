@@ -58,6 +58,8 @@ def prepare_data(dataset: Dataset, validation_split: float, seed: int, validate_
     y_train = dataset.y_train.astype(np.int64)
     if len(dataset.y_test) == 0:
         raise ConfigError(f"{dataset.name}: the test set is empty")
+    if len(y_train) == 0:  # checked before scaling: NumPy cannot flatten an empty stack of images
+        raise ConfigError(f"{dataset.name}: the training set is empty")
     test = (flatten_scale(dataset.x_test), dataset.y_test.astype(np.int64))
     if validate_on == "test":
         data = PreparedData((flatten_scale(dataset.x_train), y_train), test, test, "test")
@@ -78,8 +80,6 @@ def prepare_data(dataset: Dataset, validation_split: float, seed: int, validate_
                 f"{validation_split} (none would be held out); use more images (a larger --limit)"
             )
         data = PreparedData((flatten_scale(x_tr), y_tr), (flatten_scale(x_val), y_val), test, "val")
-    if len(data.train[1]) == 0:
-        raise ConfigError(f"{dataset.name}: no training images left to train on; use more images (a larger --limit)")
     return data
 
 

@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import signal
 import time
 
 import numpy as np
 import pytest
+import torch
 
 from mlplab.config import config_from_dict, load_config
 from mlplab.data import Dataset
 from mlplab.data.preprocess import flatten_scale, train_val_split
-from mlplab.errors import ConfigError
+from mlplab.errors import ConfigError, ModelFileError
 from mlplab.model.flops import training_flops
-from mlplab.runs import StopCause, evaluate_run, prepare_data, resume_run, train_run
+from mlplab.runs import HistoryWriter, StopCause, evaluate_run, prepare_data, resume_run, train_run
 from mlplab.runs.lifecycle import config_changes
 from mlplab.safeio import load_tensors
+from mlplab.training.device import resolve_runtime
 
 LIMIT = 300
 UTC_SECONDS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00$")  # an ISO time in UTC, to the second
@@ -42,11 +46,26 @@ def read(path):
     return json.loads(path.read_text())
 
 
-@pytest.fixture(scope="module")
-def data(data_dir):
-    from mlplab.data import load_dataset
+@pytest.fixture
+def data(mnist):
+    return mnist.subset(LIMIT, LIMIT)
 
-    return load_dataset("mnist", data_dir=data_dir, download=False).subset(LIMIT, LIMIT)
+
+@pytest.fixture
+def threads():
+    """Tests that set torch's thread count give the session's back."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def weights(run_dir):
+    return (run_dir / "model.safetensors").read_bytes()
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
 
 
 # --- prepare_data: what training sees ------------------------------------------------------------
@@ -123,3 +142,124 @@ def test_config_changes_names_each_changed_added_and_removed_key():
         "training.tags: [] -> '(unset)'",
     ]
     assert config_changes(after, after) == [] and config_changes(before, json.loads(json.dumps(before))) == []
+
+
+# --- a finished run: what each file says ------------------------------------------------------
+
+
+OUTCOME = ("epochs_run", "kept_epoch", "stop_cause", "stop_reason", "train_samples", "validation_samples",
+           "validate_on", "train_seconds", "train_flops", "refit")
+TEST_METRICS = ("test_loss", "test_accuracy", "per_class_accuracy", "test_samples")
+
+
+def test_a_finished_run_records_what_ran_on_what_and_how(data, tmp_path, capsys):
+    """Early stopping after epoch 2 keeps epoch 1; the refit then trains on all 300 images for 1 epoch."""
+    config = tiny(epochs=3, refit=True, early_stopping={"monitor": "val_loss", "patience": 1, "min_delta": 10.0})
+    out, shown = tmp_path / "r", io.StringIO()
+    began = time.perf_counter()
+    result = train_run(config, out=out, dataset=data, limit=LIMIT, verbose=1, stream=shown,
+                       command=["mlplab", "train", "tiny.toml"])
+    elapsed = time.perf_counter() - began
+    info, metrics, description = read(out / "run.json"), read(out / "metrics.json"), read(out / "model.json")
+
+    assert result.cause is StopCause.EARLY_STOPPED and result.message == "" and result.signal is None
+    assert (result.history.epochs_run, result.history.kept_epoch) == (2, 1)
+    assert result.history.stop_reason.startswith("early stopping: val_loss did not improve")
+    assert result.metrics == metrics and set(metrics) == set(OUTCOME) | set(TEST_METRICS)
+    saved, _ = load_tensors(out / "model.safetensors")
+    assert saved.keys() == result.model.state_dict().keys()
+    assert all(np.array_equal(saved[k].numpy(), v.numpy()) for k, v in result.model.state_dict().items())
+
+    # metrics.json: the split, the epochs, the FLOPs of every sample seen (the refit's too), the scores
+    samples_seen = 240 * 2 + 300 * 1
+    assert {k: metrics[k] for k in OUTCOME if k not in ("train_seconds", "refit")} == {
+        "epochs_run": 2, "kept_epoch": 1, "stop_cause": "early_stopped", "stop_reason": result.history.stop_reason,
+        "train_samples": 240, "validation_samples": 60, "validate_on": "val",
+        "train_flops": training_flops(config.model, 784, 10, samples_seen),
+    }
+    assert metrics["refit"]["epochs"] == 1 and metrics["refit"]["train_samples"] == 300
+    assert 0 < metrics["refit"]["seconds"] < metrics["train_seconds"] < elapsed  # the fit's time and the refit's
+    assert metrics["test_samples"] == LIMIT and len(metrics["per_class_accuracy"]) == 10
+    scores = evaluate_run(out)  # the saved model, scored again on the same test images
+    assert scores["test_loss"] == pytest.approx(metrics["test_loss"], rel=1e-6)
+    assert scores["test_accuracy"] == metrics["test_accuracy"]
+    assert scores["per_class_accuracy"] == metrics["per_class_accuracy"]
+
+    # model.json: what a model file alone tells (the same outcome and scores, the data, the config)
+    assert description["training"] == {k: metrics[k] for k in OUTCOME}
+    assert description["metrics"] == {k: metrics[k] for k in TEST_METRICS}
+    assert description["dataset"] == {"name": "mnist", "source": data.source}
+    assert description["config"] == config.to_dict() and description["name"] == "tiny"
+    assert description["class_names"] == list(data.class_names) and description["image_shape"] == [28, 28]
+
+    # run.json and config.toml: what ran, on what, how, and how it ended
+    assert {k: info[k] for k in ("format", "name", "status", "stop_cause", "command", "dataset", "validate_on")} == {
+        "format": "mlplab.run/1", "name": "tiny", "status": "finished", "stop_cause": "early_stopped",
+        "command": ["mlplab", "train", "tiny.toml"], "dataset": {"name": "mnist", "source": data.source, "limit": LIMIT},
+        "validate_on": "val",
+    }
+    assert info["config"] == config.to_dict() and load_config(out / "config.toml") == config
+    assert info["train_seconds"] == metrics["train_seconds"]
+    assert info["runtime"]["device"] == "cpu" and info["runtime"]["gradients"] == "hand-written"
+    assert UTC_SECONDS.match(info["started"]) and UTC_SECONDS.match(info["finished"])
+
+    # what the user saw: two epochs, the refit's announcement and its one epoch, all on the stream given
+    lines = shown.getvalue().splitlines()
+    assert lines[0].startswith("Epoch 1/3 - ")  # no note: nothing was chosen for the user
+    assert [line.split(" - ")[0] for line in lines if line.startswith("Epoch")] == ["Epoch 1/3", "Epoch 2/3", "Epoch 1/1"]
+    assert "Refit on all 300 training images for 1 epochs" in lines
+    assert lines.index("Refit on all 300 training images for 1 epochs") == len(lines) - 2
+    assert capsys.readouterr().out == ""
+
+
+# --- an interrupted run, and its resume ------------------------------------------------------------
+
+
+def test_an_interrupted_run_says_where_it_stopped_and_resume_takes_everything_from_the_run(
+        data_dir, tmp_path, monkeypatch, threads):
+    """SIGTERM after epoch 1. The run validates on the test set, reads MNIST from a folder of its own
+    and trains on one thread: resume_run(path) must take all of that from run.json."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "mnist").symlink_to(data_dir / "mnist")  # the path shows in the dataset's source
+    plan = {"dataset": "mnist", "data_dir": folder, "limit": LIMIT, "validate_on": "test", "verbose": 0,
+            "runtime": resolve_runtime("cpu", "fp32", 1)}
+    straight = train_run(tiny(), out=tmp_path / "straight", **plan)
+    out = tmp_path / "r"
+    original = HistoryWriter.on_epoch_end
+
+    def sigterm_after_epoch_1(self, state, row):
+        original(self, state, row)
+        if row["epoch"] == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(HistoryWriter, "on_epoch_end", sigterm_after_epoch_1)
+        stopped = train_run(tiny(), out=out, **plan)
+    assert stopped.cause is StopCause.INTERRUPTED and stopped.signal == "SIGTERM" and stopped.exit_status == 143
+    assert stopped.model is None and stopped.history.epochs_run == 1
+    assert stopped.message == (f"interrupted by SIGTERM; the state after epoch 1 is saved in {out / 'checkpoint.safetensors'}. "
+                               f"Resume with: mlplab train --resume {out}")
+    info = read(out / "run.json")
+    assert info["status"] == "interrupted" and UTC_SECONDS.match(info["interrupted"]) and "finished" not in info
+    assert info["dataset"] == {"name": "mnist", "source": straight.run.read_info()["dataset"]["source"], "limit": LIMIT}
+    assert info["dataset"]["source"].startswith(str(folder / "mnist"))
+    assert not (out / "metrics.json").exists() and not (out / "model.safetensors").exists()
+
+    torch.set_num_threads(2)  # another thread count now: the run goes on with the one it recorded
+    shown = Terminal()
+    resumed = resume_run(out, data_dir=folder, stream=shown)  # no dataset, runtime or verbosity given
+    assert torch.get_num_threads() == 1
+    assert resumed.cause is StopCause.COMPLETED and resumed.message == ""
+    assert weights(out) == weights(tmp_path / "straight")
+    assert resumed.metrics == {**straight.metrics, "train_seconds": resumed.metrics["train_seconds"]}
+    assert resumed.metrics["validate_on"] == "test" and resumed.metrics["train_samples"] == LIMIT
+    assert read(out / "model.json")["dataset"]["source"].startswith(str(folder / "mnist"))
+    info = read(out / "run.json")
+    assert info["status"] == "finished" and UTC_SECONDS.match(info["resumed"]) and UTC_SECONDS.match(info["finished"])
+    assert "Epoch 2/2\n" in shown.getvalue() and "Epoch 1/2" not in shown.getvalue()  # verbose 1: a live bar
+
+    with pytest.raises(ModelFileError, match=f"^{out}: this run already finished; nothing to resume$"):
+        resume_run(out, verbose=0)
+    with pytest.raises(ModelFileError, match=f"^{folder}: not an mlplab run directory \\(no run.json\\)$"):
+        resume_run(folder, verbose=0)

@@ -8,6 +8,7 @@ one to three epochs (a fraction of a second each).
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -263,3 +264,66 @@ def test_an_interrupted_run_says_where_it_stopped_and_resume_takes_everything_fr
         resume_run(out, verbose=0)
     with pytest.raises(ModelFileError, match=f"^{folder}: not an mlplab run directory \\(no run.json\\)$"):
         resume_run(folder, verbose=0)
+
+
+# --- the other ways a run ends ------------------------------------------------------------------
+
+
+def test_a_run_that_goes_non_finite_is_saved_as_such_and_not_refitted(data, tmp_path):
+    """SGD at lr 1e38, one batch per epoch: the weights after epoch 1 give NaN; epoch 0's are kept."""
+    config = tiny(epochs=2, batch_size=100000, refit=True, optimizer={"name": "sgd", "learning_rate": 1e38})
+    result = train_run(config, out=tmp_path / "r", dataset=data, limit=LIMIT, verbose=0)
+    assert result.cause is StopCause.NON_FINITE and result.exit_status == 3
+    assert result.message == f"{result.history.stop_reason}; model saved in {tmp_path / 'r'}"
+    assert result.metrics["refit"] is None and result.metrics["stop_cause"] == "non_finite"
+    info = read(tmp_path / "r" / "run.json")
+    assert info["status"] == "non_finite" and info["stop_cause"] == "non_finite"
+    with pytest.raises(ModelFileError, match="this run already finished; nothing to resume"):
+        resume_run(tmp_path / "r", verbose=0)
+
+
+def test_ctrl_c_before_training_and_a_full_disk_say_how_to_go_on(data, tmp_path, monkeypatch):
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:  # Ctrl-C after run.json was written, before the first epoch
+        patch.setattr("mlplab.runs.lifecycle.standard_callbacks", ctrl_c)
+        result = train_run(tiny(), out=tmp_path / "c", dataset=data, limit=LIMIT, verbose=0)
+    assert result.cause is StopCause.INTERRUPTED and result.signal == "SIGINT" and result.exit_status == 130
+    assert result.message == f"interrupted; resume with: mlplab train --resume {tmp_path / 'c'}"
+    info = read(tmp_path / "c" / "run.json")
+    assert info["status"] == "interrupted" and UTC_SECONDS.match(info["interrupted"])
+
+    real_replace = os.replace
+
+    def full_disk(src, dst, *args, **kwargs):
+        if str(dst).endswith("history.json"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_replace(src, dst, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", full_disk)
+        result = train_run(tiny(), out=tmp_path / "f", dataset=data, limit=LIMIT, verbose=0)
+    info = read(tmp_path / "f" / "run.json")
+    assert result.cause is StopCause.FAILED and result.exit_status == 2
+    assert info["status"] == "failed" and UTC_SECONDS.match(info["failed"]) and "No space left on device" in info["error"]
+    assert result.message == f"{info['error']}; once that is fixed, resume with: mlplab train --resume {tmp_path / 'f'}"
+
+
+def test_a_choice_made_for_the_user_is_a_note_on_the_run_stream_unless_silent(data, tmp_path, monkeypatch, capsys, threads):
+    """`--precision auto` picks bf16 where a (here faked) probe finds it 2.5x faster: the user is told."""
+    from mlplab.training import device
+
+    monkeypatch.setattr(device, "cpu_has_bf16_units", lambda: True)
+    config = config_from_dict({"name": "wide", "model": {"layers": [{"type": "dense", "units": 64}]},
+                               "training": {"batch_size": 100, "epochs": 1, "validation_split": 0.0}})
+
+    def runtime():
+        return resolve_runtime("cpu", "auto", 1, probe=lambda dev, shape: device.MatmulSpeed(shape, 100.0, 250.0, shape[0]))
+
+    shown = io.StringIO()
+    train_run(config, out=tmp_path / "told", dataset=data, runtime=runtime(), verbose=1, stream=shown)
+    assert shown.getvalue().startswith("note: bf16 matrix products measured 2.5x faster than fp32 here: training in bf16")
+    train_run(config, out=tmp_path / "silent", dataset=data, runtime=runtime(), verbose=0)
+    assert read(tmp_path / "silent" / "run.json")["runtime"]["precision"] == "bf16"
+    assert capsys.readouterr().out == ""

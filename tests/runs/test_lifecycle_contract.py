@@ -28,6 +28,7 @@ from mlplab.model.flops import training_flops
 from mlplab.runs import HistoryWriter, StopCause, evaluate_run, prepare_data, resume_run, train_run
 from mlplab.runs.lifecycle import config_changes
 from mlplab.safeio import load_tensors
+from mlplab.training.checkpoint import read_checkpoint_extra
 from mlplab.training.device import resolve_runtime
 
 LIMIT = 300
@@ -246,6 +247,9 @@ def test_an_interrupted_run_says_where_it_stopped_and_resume_takes_everything_fr
     assert info["dataset"] == {"name": "mnist", "source": straight.run.read_info()["dataset"]["source"], "limit": LIMIT}
     assert info["dataset"]["source"].startswith(str(folder / "mnist"))
     assert not (out / "metrics.json").exists() and not (out / "model.safetensors").exists()
+    assert read_checkpoint_extra(out / "checkpoint.safetensors")["config"] == tiny().to_dict()  # what resume checks
+    earlier = info["train_seconds"]  # kept for the resumed run to add to (before: lost, so a resumed run
+    assert 0 < earlier  # reported only the time since it resumed)
 
     torch.set_num_threads(2)  # another thread count now: the run goes on with the one it recorded
     shown = Terminal()
@@ -254,6 +258,7 @@ def test_an_interrupted_run_says_where_it_stopped_and_resume_takes_everything_fr
     assert resumed.cause is StopCause.COMPLETED and resumed.message == ""
     assert weights(out) == weights(tmp_path / "straight")
     assert resumed.metrics == {**straight.metrics, "train_seconds": resumed.metrics["train_seconds"]}
+    assert resumed.metrics["train_seconds"] > earlier  # both sessions' training time
     assert resumed.metrics["validate_on"] == "test" and resumed.metrics["train_samples"] == LIMIT
     assert read(out / "model.json")["dataset"]["source"].startswith(str(folder / "mnist"))
     info = read(out / "run.json")

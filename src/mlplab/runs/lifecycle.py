@@ -265,7 +265,7 @@ def _fit_and_save(job: _Job) -> RunResult:
                   runtime=job.runtime, resume_from=job.resume_from, image_shape=job.dataset.image_shape)
     wall = time.perf_counter() - start
     if history.interrupted:
-        return interrupted_run(job.run, history)
+        return interrupted_run(job.run, history, seconds=earlier_seconds(job) + wall)
     refit = None
     if wants_refit(job, history):
         refit_start = time.perf_counter()
@@ -274,8 +274,15 @@ def _fit_and_save(job: _Job) -> RunResult:
     return save_run(job, history, wall, refit)
 
 
-def interrupted_run(run: RunDir, history: History) -> RunResult:
-    return _interrupted(run, history, f"the state after epoch {_last_saved_epoch(run)} is saved in {run.checkpoint}")
+def interrupted_run(run: RunDir, history: History, *, seconds: float | None = None) -> RunResult:
+    """`seconds`: the run's training time so far, kept in run.json for the resumed run to add to."""
+    return _interrupted(run, history, f"the state after epoch {_last_saved_epoch(run)} is saved in {run.checkpoint}",
+                        seconds=seconds)
+
+
+def earlier_seconds(job: _Job) -> float:
+    """The training time of the sessions this one continues from their checkpoint (0 for a new run)."""
+    return job.run.read_info().get("train_seconds", 0.0) if job.resume_from is not None else 0.0
 
 
 def wants_refit(job: _Job, history: History) -> bool:
@@ -299,11 +306,12 @@ def save_run(job: _Job, history: History, wall: float, refit_run: Refit | None) 
     run, config, model, dataset, data, runtime = job.run, job.config, job.model, job.dataset, job.data, job.runtime
     cause = stop_cause(history)
     samples_seen = len(data.train[0]) * history.epochs_run
+    previous_wall = earlier_seconds(job)
     refit: dict[str, Any] | None = None
     if refit_run is not None:
-        if refit_run.history.interrupted:
+        if refit_run.history.interrupted:  # the refit's time is lost: it starts again
             return _interrupted(run, history, "it was refitting on all training data (the refit starts again)",
-                                refit_run.history.interrupted)
+                                refit_run.history.interrupted, seconds=previous_wall + wall)
         model = refit_run.model
         if refit_run.history.stopped_by == "non_finite":
             cause = StopCause.NON_FINITE
@@ -312,8 +320,6 @@ def save_run(job: _Job, history: History, wall: float, refit_run: Refit | None) 
         samples_seen += len(dataset.y_train) * history.kept_epoch
         wall += refit["seconds"]
     metrics = evaluate(model, data.test, loss=config.training.loss, runtime=runtime, per_class=True)
-    info = run.read_info()
-    previous_wall = info.get("train_seconds", 0.0) if job.resume_from is not None else 0.0
     outcome = {
         "epochs_run": history.epochs_run,
         "kept_epoch": history.kept_epoch,
@@ -359,9 +365,10 @@ def stop_cause(history: History) -> StopCause:
     return StopCause.COMPLETED
 
 
-def _interrupted(run: RunDir, history: History, where: str, signal: str | None = None) -> RunResult:
+def _interrupted(run: RunDir, history: History, where: str, signal: str | None = None, *,
+                 seconds: float | None = None) -> RunResult:
     signal = signal or history.interrupted or "SIGINT"
-    run.update_info(status="interrupted", interrupted=_now())
+    run.update_info(status="interrupted", interrupted=_now(), **({} if seconds is None else {"train_seconds": seconds}))
     message = f"interrupted by {signal}; {where}. Resume with: mlplab train --resume {run.path}"
     return RunResult(run, StopCause.INTERRUPTED, history, message=message, signal=signal)
 

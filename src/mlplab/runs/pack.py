@@ -110,7 +110,7 @@ def _train(jobs: list[_Job], members: list[PackMember], features: np.ndarray, la
     histories = fit_pack(members, runtime=jobs[0].runtime)
     wall = time.perf_counter() - start  # each member waited for the whole pack
     if any(history.interrupted for history in histories):
-        return [interrupted_run(job.run, history) for job, history in zip(jobs, histories)]
+        return [interrupted_run(job.run, history, seconds=wall) for job, history in zip(jobs, histories)]
     refits = _refit_pack([(job, history) for job, history in zip(jobs, histories) if wants_refit(job, history)],
                          features, labels)
     return [save_run(job, history, wall, refits.get(id(job))) for job, history in zip(jobs, histories)]

@@ -152,7 +152,8 @@ def test_ctrl_c_during_the_refit_then_resume_keeps_the_early_stopping_decision(m
         signal_when(patch, NanGuard, lambda state, row: state.config.early_stopping is None)
         result = train_run(early_stopping_with_refit(), out=tmp_path / "r", dataset=data, limit=LIMIT, verbose=0)
     assert result.cause is StopCause.INTERRUPTED and result.exit_status == 130
-    assert "refit" in result.message and f"mlplab train --resume {tmp_path / 'r'}" in result.message
+    assert result.message == (f"interrupted by SIGINT; it was refitting on all training data (the refit starts again). "
+                              f"Resume with: mlplab train --resume {tmp_path / 'r'}")
     resumed = resume_run(tmp_path / "r", dataset=data, verbose=0)
     assert resumed.cause is StopCause.EARLY_STOPPED and resumed.metrics["epochs_run"] == 2
     assert weights(tmp_path / "r") == weights(tmp_path / "straight")

@@ -14,7 +14,7 @@ import json
 import os
 import re
 import signal
-import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -25,7 +25,7 @@ from mlplab.data import Dataset
 from mlplab.data.preprocess import flatten_scale, train_val_split
 from mlplab.errors import ConfigError, ModelFileError
 from mlplab.model.flops import training_flops
-from mlplab.runs import HistoryWriter, StopCause, evaluate_run, prepare_data, resume_run, train_run
+from mlplab.runs import HistoryWriter, RunPlan, StopCause, evaluate_run, prepare_data, resume_run, start_run, train_run
 from mlplab.runs.lifecycle import config_changes
 from mlplab.safeio import load_tensors
 from mlplab.training.checkpoint import read_checkpoint_extra
@@ -154,14 +154,15 @@ OUTCOME = ("epochs_run", "kept_epoch", "stop_cause", "stop_reason", "train_sampl
 TEST_METRICS = ("test_loss", "test_accuracy", "per_class_accuracy", "test_samples")
 
 
-def test_a_finished_run_records_what_ran_on_what_and_how(data, tmp_path, capsys):
+def test_a_finished_run_records_what_ran_on_what_and_how(data, tmp_path, monkeypatch, capsys):
     """Early stopping after epoch 2 keeps epoch 1; the refit then trains on all 300 images for 1 epoch."""
     config = tiny(epochs=3, refit=True, early_stopping={"monitor": "val_loss", "patience": 1, "min_delta": 10.0})
     out, shown = tmp_path / "r", io.StringIO()
-    began = time.perf_counter()
+    # The run layer's clock, read at the fit's start and end, then the refit's: the fit takes 1 s, the refit 4 s.
+    readings = iter([100.0, 101.0, 103.0, 107.0])
+    monkeypatch.setattr("mlplab.runs.lifecycle.time", SimpleNamespace(perf_counter=lambda: next(readings)))
     result = train_run(config, out=out, dataset=data, limit=LIMIT, verbose=1, stream=shown,
                        command=["mlplab", "train", "tiny.toml"])
-    elapsed = time.perf_counter() - began
     info, metrics, description = read(out / "run.json"), read(out / "metrics.json"), read(out / "model.json")
 
     assert result.cause is StopCause.EARLY_STOPPED and result.message == "" and result.signal is None
@@ -180,7 +181,7 @@ def test_a_finished_run_records_what_ran_on_what_and_how(data, tmp_path, capsys)
         "train_flops": training_flops(config.model, 784, 10, samples_seen),
     }
     assert metrics["refit"]["epochs"] == 1 and metrics["refit"]["train_samples"] == 300
-    assert 0 < metrics["refit"]["seconds"] < metrics["train_seconds"] < elapsed  # the fit's time and the refit's
+    assert metrics["refit"]["seconds"] == 4.0 and metrics["train_seconds"] == 5.0  # the fit's time and the refit's
     assert metrics["test_samples"] == LIMIT and len(metrics["per_class_accuracy"]) == 10
     scores = evaluate_run(out)  # the saved model, scored again on the same test images
     assert scores["test_loss"] == pytest.approx(metrics["test_loss"], rel=1e-6)
@@ -248,8 +249,6 @@ def test_an_interrupted_run_says_where_it_stopped_and_resume_takes_everything_fr
     assert info["dataset"]["source"].startswith(str(folder / "mnist"))
     assert not (out / "metrics.json").exists() and not (out / "model.safetensors").exists()
     assert read_checkpoint_extra(out / "checkpoint.safetensors")["config"] == tiny().to_dict()  # what resume checks
-    earlier = info["train_seconds"]  # kept for the resumed run to add to (before: lost, so a resumed run
-    assert 0 < earlier  # reported only the time since it resumed)
 
     torch.set_num_threads(2)  # another thread count now: the run goes on with the one it recorded
     shown = Terminal()
@@ -258,7 +257,6 @@ def test_an_interrupted_run_says_where_it_stopped_and_resume_takes_everything_fr
     assert resumed.cause is StopCause.COMPLETED and resumed.message == ""
     assert weights(out) == weights(tmp_path / "straight")
     assert resumed.metrics == {**straight.metrics, "train_seconds": resumed.metrics["train_seconds"]}
-    assert resumed.metrics["train_seconds"] > earlier  # both sessions' training time
     assert resumed.metrics["validate_on"] == "test" and resumed.metrics["train_samples"] == LIMIT
     assert read(out / "model.json")["dataset"]["source"].startswith(str(folder / "mnist"))
     info = read(out / "run.json")
@@ -269,6 +267,19 @@ def test_an_interrupted_run_says_where_it_stopped_and_resume_takes_everything_fr
         resume_run(out, verbose=0)
     with pytest.raises(ModelFileError, match=f"^{folder}: not an mlplab run directory \\(no run.json\\)$"):
         resume_run(folder, verbose=0)
+
+
+def test_a_resumed_run_counts_the_time_trained_before_it_was_interrupted(data, tmp_path, monkeypatch, signal_when):
+    """Before: nothing wrote train_seconds until a run finished, so a resumed run reported only the
+    time since it resumed."""
+    with monkeypatch.context() as patch:
+        signal_when(patch, HistoryWriter, lambda state, row: row["epoch"] == 1)
+        train_run(tiny(), out=tmp_path / "r", dataset=data, limit=LIMIT, verbose=0)
+    earlier = read(tmp_path / "r" / "run.json")["train_seconds"]
+    assert earlier > 0
+    resumed = resume_run(tmp_path / "r", dataset=data, verbose=0)
+    assert resumed.metrics["train_seconds"] > earlier
+    assert read(tmp_path / "r" / "run.json")["train_seconds"] == resumed.metrics["train_seconds"]
 
 
 # --- the other ways a run ends ------------------------------------------------------------------
@@ -287,6 +298,28 @@ def test_a_run_that_goes_non_finite_is_saved_as_such_and_not_refitted(data, tmp_
         resume_run(tmp_path / "r", verbose=0)
 
 
+def test_a_refit_that_goes_non_finite_makes_the_run_non_finite(data, tmp_path, monkeypatch):
+    """The validation run ends well; its refit (told apart by having no validation data) ends as the
+    NaN guard ends a fit whose loss went NaN in epoch 1. The refit's model is saved, the reason says so."""
+    from mlplab.runs import lifecycle
+
+    real_fit = lifecycle.fit
+
+    def fit(model, training, train, validation, **kwargs):
+        history = real_fit(model, training, train, validation, **kwargs)
+        if validation is None:
+            history.stopped_by, history.stop_reason = "non_finite", "non-finite training loss (nan) in epoch 1"
+        return history
+
+    monkeypatch.setattr(lifecycle, "fit", fit)
+    result = train_run(tiny(epochs=1, refit=True), out=tmp_path / "r", dataset=data, limit=LIMIT, verbose=0)
+    reason = "refit on all training data: non-finite training loss (nan) in epoch 1"
+    assert result.cause is StopCause.NON_FINITE and result.history.stop_reason == reason
+    assert result.message == f"{reason}; model saved in {tmp_path / 'r'}"
+    assert result.metrics["stop_reason"] == reason and result.metrics["refit"]["epochs"] == 1
+    assert read(tmp_path / "r" / "run.json")["status"] == "non_finite"
+
+
 def test_ctrl_c_before_training_and_a_full_disk_say_how_to_go_on(data, tmp_path, monkeypatch):
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
@@ -296,6 +329,7 @@ def test_ctrl_c_before_training_and_a_full_disk_say_how_to_go_on(data, tmp_path,
         result = train_run(tiny(), out=tmp_path / "c", dataset=data, limit=LIMIT, verbose=0)
     assert result.cause is StopCause.INTERRUPTED and result.signal == "SIGINT" and result.exit_status == 130
     assert result.message == f"interrupted; resume with: mlplab train --resume {tmp_path / 'c'}"
+    assert result.model is None and len(result.history) == 0  # an empty history, never None
     info = read(tmp_path / "c" / "run.json")
     assert info["status"] == "interrupted" and UTC_SECONDS.match(info["interrupted"])
 
@@ -306,11 +340,15 @@ def test_ctrl_c_before_training_and_a_full_disk_say_how_to_go_on(data, tmp_path,
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_replace(src, dst, *args, **kwargs)
 
+    config_file = tmp_path / "tiny.toml"  # a config by its path, for another dataset, with its seed overridden
+    config_file.write_text(tiny().to_toml().replace('dataset = "mnist"', 'dataset = "kmnist"'))
     with monkeypatch.context() as patch:
         patch.setattr(os, "replace", full_disk)
-        result = train_run(tiny(), out=tmp_path / "f", dataset=data, limit=LIMIT, verbose=0)
+        result = train_run(config_file, out=tmp_path / "f", dataset=data, seed=7, limit=LIMIT, verbose=0)
     info = read(tmp_path / "f" / "run.json")
-    assert result.cause is StopCause.FAILED and result.exit_status == 2
+    assert info["config"]["dataset"] == "mnist" and info["config"]["training"]["seed"] == 7  # what trained
+    assert load_config(tmp_path / "f" / "config.toml").to_dict() == info["config"]
+    assert result.cause is StopCause.FAILED and result.exit_status == 2 and len(result.history) == 0
     assert info["status"] == "failed" and UTC_SECONDS.match(info["failed"]) and "No space left on device" in info["error"]
     assert result.message == f"{info['error']}; once that is fixed, resume with: mlplab train --resume {tmp_path / 'f'}"
 
@@ -326,9 +364,10 @@ def test_a_choice_made_for_the_user_is_a_note_on_the_run_stream_unless_silent(da
     def runtime():
         return resolve_runtime("cpu", "auto", 1, probe=lambda dev, shape: device.MatmulSpeed(shape, 100.0, 250.0, shape[0]))
 
-    shown = io.StringIO()
-    train_run(config, out=tmp_path / "told", dataset=data, runtime=runtime(), verbose=1, stream=shown)
+    shown = Terminal()  # start_run's default verbosity: the note, then a live bar on a terminal
+    start_run(RunPlan(config, tmp_path / "told", runtime=runtime()), dataset=data, stream=shown)
     assert shown.getvalue().startswith("note: bf16 matrix products measured 2.5x faster than fp32 here: training in bf16")
+    assert "\nEpoch 1/1\n" in shown.getvalue()
     train_run(config, out=tmp_path / "silent", dataset=data, runtime=runtime(), verbose=0)
     assert read(tmp_path / "silent" / "run.json")["runtime"]["precision"] == "bf16"
     assert capsys.readouterr().out == ""

@@ -339,6 +339,16 @@ def test_ctrl_c_before_training_and_a_full_disk_say_how_to_go_on(data, tmp_path,
     assert result.cause is StopCause.INTERRUPTED and result.signal == "SIGINT" and result.exit_status == 130
     assert result.message == f"interrupted; resume with: mlplab train --resume {tmp_path / 'c'}"
     assert result.model is None and len(result.history) == 0  # an empty history, never None
+
+    def ctrl_c_in_batch_1(self, state, batch, running):
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with monkeypatch.context() as patch:  # Ctrl-C during the first epoch: the state before it is saved
+        patch.setattr(HistoryWriter, "on_batch_end", ctrl_c_in_batch_1, raising=False)
+        result = train_run(tiny(), out=tmp_path / "e", dataset=data, limit=LIMIT, verbose=0)
+    assert result.cause is StopCause.INTERRUPTED and result.history.epochs_run == 0
+    assert result.message == (f"interrupted by SIGINT; the state after epoch 0 is saved in "
+                              f"{tmp_path / 'e' / 'checkpoint.safetensors'}. Resume with: mlplab train --resume {tmp_path / 'e'}")
     info = read(tmp_path / "c" / "run.json")
     assert info["status"] == "interrupted" and UTC_SECONDS.match(info["interrupted"])
 

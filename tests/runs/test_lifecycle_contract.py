@@ -174,6 +174,7 @@ def test_a_finished_run_records_what_ran_on_what_and_how(data, tmp_path, monkeyp
     info, metrics, description = read(out / "run.json"), read(out / "metrics.json"), read(out / "model.json")
 
     assert result.cause is StopCause.EARLY_STOPPED and result.message == "" and result.signal is None
+    assert result.run.path == out
     assert (result.history.epochs_run, result.history.kept_epoch) == (2, 1)
     assert result.history.stop_reason.startswith("early stopping: val_loss did not improve")
     assert result.metrics == metrics and set(metrics) == set(OUTCOME) | set(TEST_METRICS)
@@ -321,7 +322,9 @@ def test_a_refit_that_goes_non_finite_makes_the_run_non_finite(data, tmp_path, m
         return history
 
     monkeypatch.setattr(lifecycle, "fit", fit)
-    result = train_run(tiny(epochs=1, refit=True), out=tmp_path / "r", dataset=data, limit=LIMIT, verbose=0)
+    sliced = data.subset(250, 250)  # a Dataset handed over as it is: no --limit, and not its file's 300 images
+    result = train_run(tiny(epochs=1, refit=True), out=tmp_path / "r", dataset=sliced, verbose=0)
+    assert result.metrics["train_samples"] == 200 and result.metrics["refit"]["train_samples"] == 250
     reason = "refit on all training data: non-finite training loss (nan) in epoch 1"
     assert result.cause is StopCause.NON_FINITE and result.history.stop_reason == reason
     assert result.message == f"{reason}; model saved in {tmp_path / 'r'}"
@@ -368,6 +371,7 @@ def test_ctrl_c_before_training_and_a_full_disk_say_how_to_go_on(data, tmp_path,
     assert info["config"]["dataset"] == data.name and info["config"]["training"]["seed"] == 7  # what trained
     assert load_config(tmp_path / "f" / "config.toml").to_dict() == info["config"]
     assert result.cause is StopCause.FAILED and result.exit_status == 2 and len(result.history) == 0
+    assert result.run.path == tmp_path / "f"
     assert info["status"] == "failed" and UTC_SECONDS.match(info["failed"]) and "No space left on device" in info["error"]
     assert result.message == f"{info['error']}; once that is fixed, resume with: mlplab train --resume {tmp_path / 'f'}"
 
@@ -389,6 +393,13 @@ def test_a_choice_made_for_the_user_is_a_note_on_the_run_stream_unless_silent(da
     assert "\nEpoch 1/1\n" in shown.getvalue()
     train_run(config, out=tmp_path / "silent", dataset=data, runtime=runtime(), verbose=0)
     assert read(tmp_path / "silent" / "run.json")["runtime"]["precision"] == "bf16"
+    assert read(tmp_path / "silent" / "metrics.json")["validation_samples"] == 0
     assert capsys.readouterr().out == ""
-    train_run(config, out=tmp_path / "fp32", dataset=data, runtime=resolve_runtime("cpu", "fp32", 1), verbose=0)
-    assert weights(tmp_path / "silent") != weights(tmp_path / "fp32")  # it did train in the precision it recorded
+
+    fp32 = {"dataset": data, "runtime": resolve_runtime("cpu", "fp32", 1), "stream": Terminal()}
+    with pytest.raises(ModelFileError, match="already holds a run"):
+        train_run(config, out=tmp_path / "told", **fp32)
+    shown = fp32["stream"]  # train_run's default verbosity: a live bar on a terminal, and no note for fp32
+    train_run(config, out=tmp_path / "told", overwrite=True, **fp32)
+    assert shown.getvalue().startswith("Epoch 1/1\n")
+    assert weights(tmp_path / "silent") != weights(tmp_path / "told")  # bf16 was recorded, and bf16 trained

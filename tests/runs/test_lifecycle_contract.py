@@ -308,6 +308,22 @@ def test_a_run_that_goes_non_finite_is_saved_as_such_and_not_refitted(data, tmp_
         resume_run(tmp_path / "r", verbose=0)
 
 
+def test_a_pack_member_stopped_with_the_others_but_without_a_signal_of_its_own_reads_as_ctrl_c(tmp_path):
+    """runs/pack ends every member of an interrupted pack with `interrupted_run`, also one whose own fit
+    had already ended (early stopping) and so holds no signal name: it reads as Ctrl-C, exit 130."""
+    from mlplab.runs.lifecycle import interrupted_run
+    from mlplab.runs.run_dir import RunDir
+    from mlplab.training.history import History
+
+    run = RunDir(tmp_path)
+    run.update_info(status="running")
+    result = interrupted_run(run, History())
+    assert result.signal == "SIGINT" and result.exit_status == 130
+    assert result.message == (f"interrupted by SIGINT; the state after epoch 0 is saved in {tmp_path / 'checkpoint.safetensors'}. "
+                              f"Resume with: mlplab train --resume {tmp_path}")
+    assert run.read_info()["status"] == "interrupted"
+
+
 def test_a_refit_that_goes_non_finite_makes_the_run_non_finite(data, tmp_path, monkeypatch):
     """The validation run ends well; its refit (told apart by having no validation data) ends as the
     NaN guard ends a fit whose loss went NaN in epoch 1. The refit's model is saved, the reason says so."""

@@ -28,6 +28,7 @@ from mlplab.model.flops import training_flops
 from mlplab.runs import HistoryWriter, RunPlan, StopCause, evaluate_run, prepare_data, resume_run, start_run, train_run
 from mlplab.runs.lifecycle import config_changes
 from mlplab.safeio import load_tensors
+from mlplab.training.callbacks import Callback
 from mlplab.training.checkpoint import read_checkpoint_extra
 from mlplab.training.device import resolve_runtime
 
@@ -76,6 +77,16 @@ def weights(run_dir):
 class Terminal(io.StringIO):
     def isatty(self):
         return True
+
+
+class StatusWatcher(Callback):
+    """Reads run.json's status at each epoch's end, as someone watching the run would."""
+
+    def __init__(self, run_dir):
+        self.run_json, self.seen = run_dir / "run.json", []
+
+    def on_epoch_end(self, state, row):
+        self.seen.append(read(self.run_json)["status"])
 
 
 # --- prepare_data: what training sees ------------------------------------------------------------
@@ -169,8 +180,10 @@ def test_a_finished_run_records_what_ran_on_what_and_how(data, tmp_path, monkeyp
     # The run layer's clock, read at the fit's start and end, then the refit's: the fit takes 1 s, the refit 4 s.
     readings = iter([100.0, 101.0, 103.0, 107.0])
     monkeypatch.setattr("mlplab.runs.lifecycle.time", SimpleNamespace(perf_counter=lambda: next(readings)))
+    watcher = StatusWatcher(out)
     result = train_run(config, out=out, dataset=data, limit=LIMIT, verbose=1, stream=shown,
-                       command=["mlplab", "train", "tiny.toml"])
+                       command=["mlplab", "train", "tiny.toml"], callbacks=(watcher,))
+    assert watcher.seen == ["running", "running"]  # the caller's callbacks run; run.json says so meanwhile
     info, metrics, description = read(out / "run.json"), read(out / "metrics.json"), read(out / "model.json")
 
     assert result.cause is StopCause.EARLY_STOPPED and result.message == "" and result.signal is None
@@ -248,7 +261,7 @@ def test_an_interrupted_run_says_where_it_stopped_and_resume_takes_everything_fr
 
     with monkeypatch.context() as patch:
         patch.setattr(HistoryWriter, "on_epoch_end", sigterm_after_epoch_1)
-        stopped = train_run(tiny(), out=out, **plan)
+        stopped = train_run(tiny(), out=out, callbacks=(StatusWatcher(out),), **plan)
     assert stopped.cause is StopCause.INTERRUPTED and stopped.signal == "SIGTERM" and stopped.exit_status == 143
     assert stopped.model is None and stopped.history.epochs_run == 1 and stopped.run.path == out
     assert stopped.message == (f"interrupted by SIGTERM; the state after epoch 1 is saved in {out / 'checkpoint.safetensors'}. "
@@ -262,7 +275,9 @@ def test_an_interrupted_run_says_where_it_stopped_and_resume_takes_everything_fr
 
     torch.set_num_threads(2)  # another thread count now: the run goes on with the one it recorded
     shown = Terminal()
-    resumed = resume_run(out, data_dir=folder, stream=shown)  # no dataset, runtime or verbosity given
+    watcher = StatusWatcher(out)  # the callbacks it was started with
+    resumed = resume_run(out, data_dir=folder, stream=shown, callbacks=(watcher,))  # no dataset, runtime, verbosity
+    assert watcher.seen == ["running"]  # epoch 2 only, with run.json saying the run is running again
     assert torch.get_num_threads() == 1
     assert resumed.cause is StopCause.COMPLETED and resumed.message == ""
     assert weights(out) == weights(tmp_path / "straight")
@@ -322,6 +337,19 @@ def test_a_pack_member_stopped_with_the_others_but_without_a_signal_of_its_own_r
     assert result.message == (f"interrupted by SIGINT; the state after epoch 0 is saved in {tmp_path / 'checkpoint.safetensors'}. "
                               f"Resume with: mlplab train --resume {tmp_path}")
     assert run.read_info()["status"] == "interrupted"
+
+
+def test_the_refit_builds_the_model_for_the_datas_classes(tmp_path):
+    """Three classes of 12 x 12 images (not MNIST's ten of 28 x 28): the refit's model has three outputs."""
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (150, 12, 12), dtype=np.uint8)
+    labels = np.arange(150) % 3
+    dataset = Dataset("toy", images[:120], labels[:120], images[120:], labels[120:], ("a", "b", "c"), "made here")
+    result = train_run(tiny(epochs=1, refit=True), out=tmp_path / "r", dataset=dataset, verbose=0)
+    assert result.ok and result.metrics["refit"]["epochs"] == 1 and result.metrics["refit"]["train_samples"] == 120
+    description = read(tmp_path / "r" / "model.json")
+    assert (description["num_classes"], description["image_shape"]) == (3, [12, 12])
+    assert result.model(torch.zeros(1, 144)).shape == (1, 3)
 
 
 def test_a_refit_that_goes_non_finite_makes_the_run_non_finite(data, tmp_path, monkeypatch):

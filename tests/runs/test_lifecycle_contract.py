@@ -294,6 +294,27 @@ def test_an_interrupted_run_says_where_it_stopped_and_resume_takes_everything_fr
         resume_run(folder, verbose=0)
 
 
+def test_resume_finds_the_data_the_run_trained_on(tmp_path, monkeypatch, signal_when):
+    """A run started with data already loaded (a user's .npz of three classes of 12 x 12 images) and a
+    plan whose config still names MNIST: resume_run(path) alone reloads that .npz, not MNIST."""
+    from mlplab.data import load_dataset
+
+    rng = np.random.default_rng(2)
+    file = tmp_path / "three.npz"
+    np.savez(file, x_train=rng.integers(0, 256, (120, 12, 12), dtype=np.uint8), y_train=np.arange(120) % 3,
+             x_test=rng.integers(0, 256, (30, 12, 12), dtype=np.uint8), y_test=np.arange(30) % 3)
+    three = load_dataset(f"npz:{file}")
+    start_run(RunPlan(tiny(), tmp_path / "straight"), dataset=three, verbose=0)
+    with monkeypatch.context() as patch:
+        signal_when(patch, HistoryWriter, lambda state, row: row["epoch"] == 1)
+        start_run(RunPlan(tiny(), tmp_path / "r"), dataset=three, verbose=0)
+    assert load_config(tmp_path / "r" / "config.toml").dataset == "mnist"  # the config's, not the data's name
+    resumed = resume_run(tmp_path / "r", verbose=0)
+    assert resumed.ok and resumed.metrics["train_samples"] == 96 and resumed.metrics["test_samples"] == 30
+    assert resumed.model(torch.zeros(1, 144)).shape == (1, 3)
+    assert weights(tmp_path / "r") == weights(tmp_path / "straight")
+
+
 def test_a_resumed_run_counts_the_time_trained_before_it_was_interrupted(data, tmp_path, monkeypatch, signal_when):
     """Before: nothing wrote train_seconds until a run finished, so a resumed run reported only the
     time since it resumed."""

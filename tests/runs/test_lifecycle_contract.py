@@ -309,7 +309,9 @@ def test_resume_finds_the_data_the_run_trained_on(tmp_path, monkeypatch, signal_
         signal_when(patch, HistoryWriter, lambda state, row: row["epoch"] == 1)
         start_run(RunPlan(tiny(), tmp_path / "r"), dataset=three, verbose=0)
     assert load_config(tmp_path / "r" / "config.toml").dataset == "mnist"  # the config's, not the data's name
-    resumed = resume_run(tmp_path / "r", verbose=0)
+    info = read(tmp_path / "r" / "run.json")  # as an older mlplab wrote it: no validate_on, no runtime record
+    (tmp_path / "r" / "run.json").write_text(json.dumps({k: v for k, v in info.items() if k not in ("validate_on", "runtime")}))
+    resumed = resume_run(tmp_path / "r", verbose=0)  # validates on a split, on the CPU in fp32, as before
     assert resumed.ok and resumed.metrics["train_samples"] == 96 and resumed.metrics["test_samples"] == 30
     assert resumed.model(torch.zeros(1, 144)).shape == (1, 3)
     assert weights(tmp_path / "r") == weights(tmp_path / "straight")

@@ -273,6 +273,8 @@ def test_an_interrupted_run_says_where_it_stopped_and_resume_takes_everything_fr
     assert not (out / "metrics.json").exists() and not (out / "model.safetensors").exists()
     assert read_checkpoint_extra(out / "checkpoint.safetensors")["config"] == tiny().to_dict()  # what resume checks
 
+    info = read(out / "run.json")  # as an older mlplab wrote it, without the dataset's name: the config names it
+    (out / "run.json").write_text(json.dumps({**info, "dataset": {k: v for k, v in info["dataset"].items() if k != "name"}}))
     torch.set_num_threads(2)  # another thread count now: the run goes on with the one it recorded
     shown = Terminal()
     watcher = StatusWatcher(out)  # the callbacks it was started with
@@ -362,14 +364,18 @@ def test_a_pack_member_stopped_with_the_others_but_without_a_signal_of_its_own_r
     assert run.read_info()["status"] == "interrupted"
 
 
-def test_the_refit_builds_the_model_for_the_datas_classes(tmp_path):
-    """Three classes of 12 x 12 images (not MNIST's ten of 28 x 28): the refit's model has three outputs."""
+def test_the_refit_builds_the_model_for_the_datas_classes(tmp_path, capsys):
+    """Three classes of 12 x 12 images (not MNIST's ten of 28 x 28), two epochs and a refit of two: the
+    refit's model has three outputs, its samples count in the FLOPs, and at verbose 0 it prints nothing."""
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (150, 12, 12), dtype=np.uint8)
     labels = np.arange(150) % 3
     dataset = Dataset("toy", images[:120], labels[:120], images[120:], labels[120:], ("a", "b", "c"), "made here")
-    result = train_run(tiny(epochs=1, refit=True), out=tmp_path / "r", dataset=dataset, verbose=0)
-    assert result.ok and result.metrics["refit"]["epochs"] == 1 and result.metrics["refit"]["train_samples"] == 120
+    config = tiny(epochs=2, refit=True)
+    result = train_run(config, out=tmp_path / "r", dataset=dataset, verbose=0)
+    assert result.ok and result.metrics["refit"]["epochs"] == 2 and result.metrics["refit"]["train_samples"] == 120
+    assert result.metrics["train_flops"] == training_flops(config.model, 144, 3, 96 * 2 + 120 * 2)
+    assert capsys.readouterr().out == ""
     description = read(tmp_path / "r" / "model.json")
     assert (description["num_classes"], description["image_shape"]) == (3, [12, 12])
     assert result.model(torch.zeros(1, 144)).shape == (1, 3)

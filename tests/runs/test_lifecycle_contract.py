@@ -273,8 +273,17 @@ def test_an_interrupted_run_says_where_it_stopped_and_resume_takes_everything_fr
     assert not (out / "metrics.json").exists() and not (out / "model.safetensors").exists()
     assert read_checkpoint_extra(out / "checkpoint.safetensors")["config"] == tiny().to_dict()  # what resume checks
 
-    info = read(out / "run.json")  # as an older mlplab wrote it, without the dataset's name: the config names it
-    (out / "run.json").write_text(json.dumps({**info, "dataset": {k: v for k, v in info["dataset"].items() if k != "name"}}))
+    # A run.json that lacks the dataset's name and the config (edited by hand, or by another tool): the
+    # config names the dataset, and the checkpoint's record of the config still catches an edit.
+    info = read(out / "run.json")
+    dataset_record = {k: v for k, v in info["dataset"].items() if k != "name"}
+    (out / "run.json").write_text(json.dumps({**{k: v for k, v in info.items() if k != "config"}, "dataset": dataset_record}))
+    config_toml = out / "config.toml"
+    original = config_toml.read_text()
+    config_toml.write_text(original.replace("learning_rate = 0.001", "learning_rate = 0.01"))
+    with pytest.raises(ConfigError, match=r"\(training.optimizer.learning_rate: 0.001 -> 0.01\)"):
+        resume_run(out, data_dir=folder, verbose=0)
+    config_toml.write_text(original)
     torch.set_num_threads(2)  # another thread count now: the run goes on with the one it recorded
     shown = Terminal()
     watcher = StatusWatcher(out)  # the callbacks it was started with
@@ -311,7 +320,7 @@ def test_resume_finds_the_data_the_run_trained_on(tmp_path, monkeypatch, signal_
         signal_when(patch, HistoryWriter, lambda state, row: row["epoch"] == 1)
         start_run(RunPlan(tiny(), tmp_path / "r"), dataset=three, verbose=0)
     assert load_config(tmp_path / "r" / "config.toml").dataset == "mnist"  # the config's, not the data's name
-    info = read(tmp_path / "r" / "run.json")  # as an older mlplab wrote it: no validate_on, no runtime record
+    info = read(tmp_path / "r" / "run.json")  # without validate_on and the runtime record (edited by hand)
     (tmp_path / "r" / "run.json").write_text(json.dumps({k: v for k, v in info.items() if k not in ("validate_on", "runtime")}))
     resumed = resume_run(tmp_path / "r", verbose=0)  # validates on a split, on the CPU in fp32, as before
     assert resumed.ok and resumed.metrics["train_samples"] == 96 and resumed.metrics["test_samples"] == 30
@@ -427,6 +436,10 @@ def test_ctrl_c_before_training_and_a_full_disk_say_how_to_go_on(data, tmp_path,
                               f"{tmp_path / 'e' / 'checkpoint.safetensors'}. Resume with: mlplab train --resume {tmp_path / 'e'}")
     info = read(tmp_path / "c" / "run.json")
     assert info["status"] == "interrupted" and UTC_SECONDS.match(info["interrupted"])
+    config_toml = tmp_path / "c" / "config.toml"  # no checkpoint yet: run.json's config is what resume compares
+    config_toml.write_text(config_toml.read_text().replace("units = 16", "units = 32"))
+    with pytest.raises(ConfigError, match=r"\(model.layers\[0\].units: 16 -> 32\); a resumed run must continue"):
+        resume_run(tmp_path / "c", dataset=data, verbose=0)
 
     real_replace = os.replace
 

@@ -479,7 +479,9 @@ def test_a_choice_made_for_the_user_is_a_note_on_the_run_stream_unless_silent(da
     assert "\nEpoch 1/1\n" in shown.getvalue()
     train_run(config, out=tmp_path / "silent", dataset=data, runtime=runtime(), verbose=0)
     assert read(tmp_path / "silent" / "run.json")["runtime"]["precision"] == "bf16"
-    assert read(tmp_path / "silent" / "metrics.json")["validation_samples"] == 0
+    metrics = read(tmp_path / "silent" / "metrics.json")
+    assert metrics["validation_samples"] == 0
+    assert evaluate_run(tmp_path / "silent")["test_loss"] == metrics["test_loss"]  # scored in bf16 both times
     assert capsys.readouterr().out == ""
 
     fp32 = {"dataset": data, "runtime": resolve_runtime("cpu", "fp32", 1), "stream": Terminal()}

@@ -315,10 +315,11 @@ def test_resume_finds_the_data_the_run_trained_on(tmp_path, monkeypatch, signal_
     np.savez(file, x_train=rng.integers(0, 256, (120, 12, 12), dtype=np.uint8), y_train=np.arange(120) % 3,
              x_test=rng.integers(0, 256, (30, 12, 12), dtype=np.uint8), y_test=np.arange(30) % 3)
     three = load_dataset(f"npz:{file}")
-    start_run(RunPlan(tiny(), tmp_path / "straight"), dataset=three, verbose=0)
+    config = tiny(loss="mean_squared_error")  # and the loss is not the default one
+    start_run(RunPlan(config, tmp_path / "straight"), dataset=three, verbose=0)
     with monkeypatch.context() as patch:
         signal_when(patch, HistoryWriter, lambda state, row: row["epoch"] == 1)
-        start_run(RunPlan(tiny(), tmp_path / "r"), dataset=three, verbose=0)
+        start_run(RunPlan(config, tmp_path / "r"), dataset=three, verbose=0)
     assert load_config(tmp_path / "r" / "config.toml").dataset == "mnist"  # the config's, not the data's name
     info = read(tmp_path / "r" / "run.json")  # without validate_on and the runtime record (edited by hand)
     (tmp_path / "r" / "run.json").write_text(json.dumps({k: v for k, v in info.items() if k not in ("validate_on", "runtime")}))
@@ -326,6 +327,7 @@ def test_resume_finds_the_data_the_run_trained_on(tmp_path, monkeypatch, signal_
     assert resumed.ok and resumed.metrics["train_samples"] == 96 and resumed.metrics["test_samples"] == 30
     assert resumed.model(torch.zeros(1, 144)).shape == (1, 3)
     assert weights(tmp_path / "r") == weights(tmp_path / "straight")
+    assert evaluate_run(tmp_path / "r")["test_loss"] == resumed.metrics["test_loss"]  # the config's loss, both times
 
 
 def test_a_resumed_run_counts_the_time_trained_before_it_was_interrupted(data, tmp_path, monkeypatch, signal_when):

@@ -392,6 +392,14 @@ def test_the_refit_builds_the_model_for_the_datas_classes(tmp_path, capsys):
     assert result.model(torch.zeros(1, 144)).shape == (1, 3)
 
 
+def test_augmenting_images_that_are_not_square_is_refused_naming_their_shape(tmp_path):
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (60, 12, 20), dtype=np.uint8)
+    dataset = Dataset("oblong", images[:50], np.arange(50) % 2, images[50:], np.arange(10) % 2, ("a", "b"), "made here")
+    with pytest.raises(ConfigError, match="^training.augment needs square images, got 12 × 20$"):
+        train_run(tiny(augment={"shift": 1.0}), out=tmp_path / "r", dataset=dataset, verbose=0)
+
+
 def test_a_refit_that_goes_non_finite_makes_the_run_non_finite(data, tmp_path, monkeypatch):
     """The validation run ends well; its refit (told apart by having no validation data) ends as the
     NaN guard ends a fit whose loss went NaN in epoch 1. The refit's model is saved, the reason says so."""

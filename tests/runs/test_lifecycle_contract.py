@@ -434,6 +434,7 @@ def test_ctrl_c_before_training_and_a_full_disk_say_how_to_go_on(data, tmp_path,
     assert result.cause is StopCause.INTERRUPTED and result.signal == "SIGINT" and result.exit_status == 130
     assert result.message == f"interrupted; resume with: mlplab train --resume {tmp_path / 'c'}"
     assert result.model is None and len(result.history) == 0  # an empty history, never None
+    assert result.run.path == tmp_path / "c"
 
     def ctrl_c_in_batch_1(self, state, batch, running):
         os.kill(os.getpid(), signal.SIGINT)

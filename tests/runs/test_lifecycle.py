@@ -153,6 +153,7 @@ def test_ctrl_c_during_the_refit_then_resume_keeps_the_early_stopping_decision(m
         signal_when(patch, NanGuard, lambda state, row: state.config.early_stopping is None, signal.SIGTERM)
         result = train_run(early_stopping_with_refit(), out=tmp_path / "r", dataset=data, limit=LIMIT, verbose=0)
     assert result.cause is StopCause.INTERRUPTED and result.exit_status == 143  # the refit's signal, not a guess
+    assert result.history.epochs_run == 2 and result.history.kept_epoch == 1  # the validation run's
     assert result.message == (f"interrupted by SIGTERM; it was refitting on all training data (the refit starts again). "
                               f"Resume with: mlplab train --resume {tmp_path / 'r'}")
     resumed = resume_run(tmp_path / "r", dataset=data, verbose=0)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mlplab.training.config import SGD, Adam, RMSprop
-from mlplab.training.flat_optim import FlatAdam, FlatRMSprop, FlatSGD, fused_adam_available
+from mlplab.training.flat_optim import FlatAdam, FlatRMSprop, FlatSGD, WeightCopy, fused_adam_available, mirror
 
 
 def _param(n: int = 6) -> torch.nn.Parameter:
@@ -183,3 +183,42 @@ def test_loaded_moments_move_to_the_parameters_device():
     again.load_state_dict(saved)
     assert again.state[p]["exp_avg"].device.type == again.state[p]["exp_avg_sq"].device.type == "meta"
     assert again.state[p]["step"].device.type == "meta"  # the fused kernel reads it there, as torch.optim loads it
+
+
+@pytest.mark.parametrize("make", [FlatRMSprop, FlatAdam], ids=["rmsprop", "adam"])
+def test_the_step_count_counts_each_step_once(make):
+    """torch.optim's RMSprop and Adam keep `step`, a float32 scalar counting the updates; a resumed
+    run's state dict carries it (RMSprop's update does not read it, so only the count shows a slip)."""
+    optimizer = make([_param()], lr=0.01)
+    for _ in range(3):
+        optimizer.step()
+    step = optimizer.state_dict()["state"][0]["step"]
+    assert step.dtype == torch.float32 and step.shape == () and step.item() == 3.0
+
+
+def test_a_weight_copy_is_made_of_the_one_flat_contiguous_buffer_only():
+    master = torch.linspace(-1, 1, 12)
+    copy = WeightCopy(master)
+    assert copy.copy.dtype == torch.bfloat16 and torch.equal(copy.copy, master.to(torch.bfloat16))
+    message = "^WeightCopy needs the one flat, contiguous parameter buffer$"
+    for wrong in (master.view(3, 4), master[::2]):  # a layer's matrix; a strided view
+        with pytest.raises(ValueError, match=message):
+            WeightCopy(wrong)
+
+
+def test_mirror_finds_a_views_place_in_the_twin_and_refuses_anything_else():
+    """A parameter is a view into the flat buffer; its mirror is the same slice of the twin buffer
+    (the bf16 copy, or the packed gradients), shaped like the parameter."""
+    base = torch.arange(20.0)
+    flat, twin = base[:10], torch.arange(100.0, 110.0)
+    assert torch.equal(mirror(flat, twin, flat[2:8].view(2, 3)), torch.arange(102.0, 108.0).view(2, 3))
+    assert torch.equal(mirror(flat, twin, flat[6:]), twin[6:])  # the last parameter ends where the buffer does
+    message = "^the tensor is not a contiguous view into the flat buffer$"
+    not_views = {
+        "transposed": flat[:6].view(2, 3).t(),  # in the buffer, not contiguous
+        "past the end": base[8:12],  # the same storage, beyond the flat buffer
+        "another storage": torch.from_numpy(flat.numpy()[2:5]),  # the same memory, but not a view of flat
+    }
+    for name, tensor in not_views.items():
+        with pytest.raises(ValueError, match=message):
+            mirror(flat, twin, tensor)

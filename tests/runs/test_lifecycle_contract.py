@@ -448,8 +448,10 @@ def test_ctrl_c_before_training_and_a_full_disk_say_how_to_go_on(data, tmp_path,
     info = read(tmp_path / "c" / "run.json")
     assert info["status"] == "interrupted" and UTC_SECONDS.match(info["interrupted"])
     config_toml = tmp_path / "c" / "config.toml"  # no checkpoint yet: run.json's config is what resume compares
-    config_toml.write_text(config_toml.read_text().replace("units = 16", "units = 32"))
-    with pytest.raises(ConfigError, match=r"\(model.layers\[0\].units: 16 -> 32\); a resumed run must continue"):
+    edited = config_toml.read_text().replace("units = 16", "units = 32").replace("batch_size = 50", "batch_size = 25")
+    config_toml.write_text(edited)
+    changes = r"\(model.layers\[0\].units: 16 -> 32; training.batch_size: 50 -> 25\)"
+    with pytest.raises(ConfigError, match=changes + "; a resumed run must continue"):
         resume_run(tmp_path / "c", dataset=data, verbose=0)
 
     real_replace = os.replace

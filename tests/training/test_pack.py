@@ -249,3 +249,17 @@ def test_a_member_trained_alone_reads_only_its_rows_in_their_order(blobs):
     fit_pack([member], runtime=RUNTIME)
     model, _ = _solo(member)
     assert _max_difference(member.model, model) == 0.0
+
+
+@pytest.mark.parametrize("rows", [[], [0, -1], [0, 10**6], [[0, 1]]], ids=["empty", "negative", "past-the-end", "2-d"])
+def test_train_rows_that_name_no_row_are_refused_packed_or_alone(blobs, rows):
+    """The same refusal whether the members share a pack or fall back to `fit` one by one (NumPy
+    would read -1 as the last row)."""
+    (x, y), val = blobs
+    message = f"^train_rows must be a non-empty list of row indices below {len(x)}$"
+    packed = [_member(_config(seed), (x, y), val, train_rows=rows) for seed in (0, 1)]
+    assert pack_support(packed, RUNTIME).ok
+    alone = [_member(_config(0), (x, y), val, train_rows=rows)]
+    for members in (packed, alone):
+        with pytest.raises(ValueError, match=message):
+            fit_pack(members, runtime=RUNTIME)

@@ -153,10 +153,18 @@ def fit_pack(members: Sequence[PackMember], *, runtime: Runtime | None = None) -
 
 def _own_rows(member: PackMember) -> ArrayPair:
     """The member's training set as `fit` takes it: its `train_rows` of `train`, in their order."""
+    rows = _checked_rows(member)
+    return member.train if rows is None else (member.train[0][rows], member.train[1][rows])
+
+
+def _checked_rows(member: PackMember) -> np.ndarray | None:
+    """`train_rows` as int64 indices, refused unless each names a row of `train` (None: every row)."""
     if member.train_rows is None:
-        return member.train
-    rows = np.asarray(member.train_rows)
-    return member.train[0][rows], member.train[1][rows]
+        return None
+    rows, n = np.asarray(member.train_rows, dtype=np.int64), len(member.train[0])
+    if rows.ndim != 1 or len(rows) == 0 or int(rows.min()) < 0 or int(rows.max()) >= n:
+        raise ValueError(f"train_rows must be a non-empty list of row indices below {n}")
+    return rows
 
 
 @dataclass
@@ -230,12 +238,8 @@ class _Pack:
             checked[key] = checked_data(model, config, member.train, member.validation, runtime)
         model.to(runtime.device)  # checked_data moved only the first model of each dataset
         x, y, validation = checked[key]
-        if member.train_rows is None:
-            rows = torch.arange(len(x), device=runtime.device)
-        else:
-            rows = torch.as_tensor(member.train_rows, dtype=torch.int64).to(runtime.device)
-            if rows.ndim != 1 or len(rows) == 0 or int(rows.min()) < 0 or int(rows.max()) >= len(x):
-                raise ValueError(f"train_rows must be a non-empty list of row indices below {len(x)}")
+        own = _checked_rows(member)
+        rows = torch.arange(len(x), device=runtime.device) if own is None else torch.from_numpy(own).to(runtime.device)
         parameters = flatten_parameters(model)
         state = TrainingState(
             model=model, parameters=parameters, optimizer=make_optimizer([parameters], config.optimizer),

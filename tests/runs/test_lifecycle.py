@@ -162,15 +162,17 @@ def test_ctrl_c_during_the_refit_then_resume_keeps_the_early_stopping_decision(m
 
 
 def test_ctrl_c_before_the_first_checkpoint_is_resumable(mnist, tmp_path, monkeypatch, capsys):
+    """With no checkpoint the resume builds the model afresh: from the config's seed (3 here; with
+    seed 0 a model built with the default seed would pass unnoticed)."""
     data = mnist.subset(LIMIT, LIMIT)
-    train_run(small(), out=tmp_path / "straight", dataset=data, limit=LIMIT, verbose=0)
+    train_run(small(seed=3), out=tmp_path / "straight", dataset=data, limit=LIMIT, verbose=0)
 
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:  # Ctrl-C just after run.json appeared, before training began
         patch.setattr("mlplab.runs.lifecycle.standard_callbacks", ctrl_c)
-        result = train_run(small(), out=tmp_path / "r", dataset=data, limit=LIMIT, verbose=0)
+        result = train_run(small(seed=3), out=tmp_path / "r", dataset=data, limit=LIMIT, verbose=0)
     assert result.cause is StopCause.INTERRUPTED and result.exit_status == 130
     assert not (tmp_path / "r" / "checkpoint.safetensors").exists()
     assert json.loads((tmp_path / "r" / "run.json").read_text())["status"] == "interrupted"

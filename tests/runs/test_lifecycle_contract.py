@@ -330,6 +330,26 @@ def test_resume_finds_the_data_the_run_trained_on(tmp_path, monkeypatch, signal_
     assert evaluate_run(tmp_path / "r")["test_loss"] == resumed.metrics["test_loss"]  # the config's loss, both times
 
 
+def test_a_run_json_without_a_dataset_record_resumes_on_the_configs_dataset_whole(data, tmp_path, monkeypatch, signal_when):
+    """run.json's dataset record (name, limit) edited away: the config's dataset, with no limit."""
+    import mlplab.runs.lifecycle as lifecycle
+
+    with monkeypatch.context() as patch:
+        signal_when(patch, HistoryWriter, lambda state, row: row["epoch"] == 1)
+        start_run(RunPlan(tiny(), tmp_path / "r"), dataset=data, verbose=0)
+    info = read(tmp_path / "r" / "run.json")
+    (tmp_path / "r" / "run.json").write_text(json.dumps({k: v for k, v in info.items() if k != "dataset"}))
+    asked = []
+
+    def load_run_dataset(name, *, data_dir, limit):
+        asked.append((name, data_dir, limit))
+        return data  # the noise it trained on, standing in for the MNIST the config names
+
+    monkeypatch.setattr(lifecycle, "load_run_dataset", load_run_dataset)
+    assert resume_run(tmp_path / "r", data_dir=tmp_path, verbose=0).ok
+    assert asked == [("mnist", tmp_path, None)]
+
+
 def test_a_resumed_run_counts_the_time_trained_before_it_was_interrupted(data, tmp_path, monkeypatch, signal_when):
     """Before: nothing wrote train_seconds until a run finished, so a resumed run reported only the
     time since it resumed."""

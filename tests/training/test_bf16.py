@@ -301,3 +301,72 @@ def test_evaluate_run_scores_a_bf16_run_in_bf16(data_dir, tmp_path):
     scores = evaluate_run(tmp_path / "run")
     assert scores["test_loss"] == result.metrics["test_loss"]  # bf16 again: fp32 differs in the last digits
     assert scores["test_accuracy"] == result.metrics["test_accuracy"]
+
+
+def _interrupted_run(config, data, runtime, interrupt_after, tmp_path):
+    """The same run straight and interrupted after epoch 1: (straight result, the interrupted run's folder)."""
+    from mlplab.runs import train_run
+
+    straight = train_run(config, out=tmp_path / "straight", dataset=data, runtime=runtime, verbose=0)
+    stopped = train_run(config, out=tmp_path / "run", dataset=data, runtime=runtime, verbose=0,
+                        callbacks=(interrupt_after(1),))
+    assert not stopped.ok
+    return straight, tmp_path / "run"
+
+
+def _same_model(run, straight):
+    return (run / "model.safetensors").read_bytes() == (straight.run.path / "model.safetensors").read_bytes()
+
+
+def test_a_bf16_run_resumed_without_a_runtime_goes_on_in_bf16(mnist, interrupt_after, tmp_path):
+    """resume_run(path) takes the precision from run.json, not fp32 (issue 15: run.json's precision
+    read under a wrong key survived, as no resume of a bf16 run left the runtime to run.json)."""
+    from mlplab.runs import resume_run
+
+    config = load_config("tutorial-50-25").with_overrides({"training.epochs": 2, "training.validation_split": 0.0})
+    data = mnist.subset(train=500, test=500)
+    straight, run = _interrupted_run(config, data, resolve_runtime("cpu", "bf16", 1), interrupt_after, tmp_path)
+    resumed = resume_run(run, dataset=data, verbose=0, callbacks=(interrupt_after(99),))
+    assert resumed.ok, resumed.message
+    assert json.loads((run / "run.json").read_text())["runtime"]["precision"] == "bf16"
+    assert resumed.metrics["test_loss"] == straight.metrics["test_loss"] and _same_model(run, straight)
+
+
+def test_a_run_json_without_a_precision_resumes_in_fp32_even_where_auto_would_choose_bf16(
+        monkeypatch, mnist, interrupt_after, tmp_path):
+    """Runs from before the precision was recorded trained in fp32: an "auto" runtime given to the
+    resume must not measure again and switch to bf16 halfway."""
+    from mlplab.runs import resume_run
+
+    monkeypatch.setattr(device, "cpu_has_bf16_units", lambda: True)
+    config = load_config("tutorial-50-25").with_overrides({"training.epochs": 2, "training.validation_split": 0.0})
+    data = mnist.subset(train=500, test=500)
+    straight, run = _interrupted_run(config, data, resolve_runtime("cpu", "fp32", 1), interrupt_after, tmp_path)
+    info = json.loads((run / "run.json").read_text())
+    del info["runtime"]["precision"]
+    (run / "run.json").write_text(json.dumps(info))
+    bf16_wins = resolve_runtime("cpu", "auto", 1, probe=fake_probe(2.5))
+    assert bf16_wins.for_model(build_model(config.model, 784, 10), 128).precision == "bf16"  # what a new choice gives
+    resumed = resume_run(run, dataset=data, runtime=bf16_wins, verbose=0, callbacks=(interrupt_after(99),))
+    assert resumed.ok, resumed.message
+    assert resumed.metrics["test_loss"] == straight.metrics["test_loss"] and _same_model(run, straight)  # epoch 2 in fp32
+
+
+def test_the_refit_trains_on_the_runs_runtime(monkeypatch, mnist, tmp_path):
+    """The refit on all training data gets the run's runtime (its precision and threads), as the
+    validation run does; without one, fit would decide again for itself."""
+    import mlplab.runs.lifecycle as lifecycle
+    from mlplab.runs import train_run
+
+    runtimes, real_fit = [], lifecycle.fit
+
+    def spy(*args, **kwargs):
+        runtimes.append(kwargs.get("runtime"))
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "fit", spy)
+    config = load_config("tutorial-50-25").with_overrides({"training.epochs": 1, "training.refit": True})
+    bf16 = resolve_runtime("cpu", "bf16", 1)
+    result = train_run(config, out=tmp_path / "run", dataset=mnist.subset(train=500, test=100), runtime=bf16, verbose=0)
+    assert result.ok and len(runtimes) == 2  # the validation run, then the refit
+    assert all(runtime is not None and runtime.precision == "bf16" and runtime.threads.threads == 1 for runtime in runtimes)

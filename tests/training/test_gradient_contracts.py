@@ -142,3 +142,21 @@ def test_run_json_records_the_forced_step(mnist_dir, tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     runtime = json.loads((out / "run.json").read_text())["runtime"]
     assert runtime["gradients"] == "autograd (training.gradients = 'autograd')"
+
+
+@pytest.mark.parametrize("precision", ["fp16", "auto"])
+def test_only_fp32_and_bf16_are_written_by_hand(precision):
+    """fp16 (not offered) and an unresolved "auto" go to autograd, and the record says why."""
+    model = build_model(SPEC, 11, 4)
+    assert supports(model, "categorical_crossentropy", precision) == Support(False, f"precision {precision}")
+    assert gradients.describe(model, "categorical_crossentropy", precision, mode="auto") == (
+        f"autograd (precision {precision})")
+
+
+def test_the_bf16_step_refuses_to_start_without_the_master_weights():
+    model = build_model(SPEC, 11, 4)
+    flat = flatten_parameters(model)
+    with pytest.raises(GradientContractError,
+                       match=r"^internal error: the bf16 hand-written step needs the flat parameters$"):
+        make_gradients(model, "categorical_crossentropy", make_loss("categorical_crossentropy", "softmax"),
+                       flat.grad, resolve_runtime("cpu", "bf16"), 16)

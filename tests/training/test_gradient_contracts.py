@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import partial
 
 import pytest
 import torch
@@ -24,11 +25,15 @@ from mlplab.training.device import resolve_runtime
 from mlplab.training.gradients import (
     AutogradGradients, GradientContractError, ManualGradients, Support, _Program, make_gradients, private_ops, supports,
 )
+from mlplab.training.flat_optim import WeightCopy
 from mlplab.training.losses import make_loss
 from mlplab.training.optim import flatten_parameters
 
 SPEC = ModelSpec.model_validate({"layers": [
     {"type": "dense", "units": 9, "activation": "relu"}, {"type": "dropout", "rate": 0.3}, {"type": "dense", "units": 5},
+]})
+SPEC_INPUT_DROPOUT = ModelSpec.model_validate({"layers": [
+    {"type": "dropout", "rate": 0.2}, {"type": "dense", "units": 9, "activation": "relu"}, {"type": "dense", "units": 5},
 ]})
 
 
@@ -160,3 +165,84 @@ def test_the_bf16_step_refuses_to_start_without_the_master_weights():
                        match=r"^internal error: the bf16 hand-written step needs the flat parameters$"):
         make_gradients(model, "categorical_crossentropy", make_loss("categorical_crossentropy", "softmax"),
                        flat.grad, resolve_runtime("cpu", "bf16"), 16)
+
+
+def _bound_tensors(calls):
+    """The tensors a program's calls are bound to: partial arguments, bound methods' tensors, lambdas'
+    defaults and closures (the buffers are allocated once, when the program is built)."""
+    found = []
+    for call in calls:
+        if isinstance(call, partial):
+            values = [*call.args, *call.keywords.values(), getattr(call.func, "__self__", None)]
+        else:
+            values = [*(getattr(call, "__defaults__", None) or ()),
+                      *(cell.cell_contents for cell in (getattr(call, "__closure__", None) or ())),
+                      getattr(call, "__self__", None)]  # a tensor's method (relu_)
+        found += [value for value in values if isinstance(value, torch.Tensor)]
+    return found
+
+
+def _program_tensors(program):
+    attributes = [value for value in vars(program).values() if isinstance(value, torch.Tensor)]
+    return attributes + _bound_tensors(program.forward) + _bound_tensors(program.backward)
+
+
+@pytest.mark.parametrize("low", [False, True], ids=["fp32-products", "bf16-products"])
+def test_the_programs_buffers_follow_the_models_device_and_dtype(low):
+    """Built for a float64 model on torch's `meta` device (where building works and nothing computes),
+    every buffer must be there too and in the model's dtype, never torch's defaults (the CPU, float32):
+    on a GPU a buffer left on the CPU fails or copies every step. bf16 products: the bf16 copy's dtype."""
+    model = build_model(SPEC, 11, 4).to(device="meta", dtype=torch.float64)
+    flat = flatten_parameters(model)
+    weights = WeightCopy(flat.detach()) if low else None
+    program = _Program(model, 8, flat.grad, private_ops(), 0.1, weights)
+    tensors = _program_tensors(program)
+    assert len(tensors) > 20 and all(tensor.device.type == "meta" for tensor in tensors)
+    dtypes = {tensor.dtype for tensor in tensors}
+    assert dtypes == ({torch.float64, torch.bfloat16, torch.int64} if low else {torch.float64, torch.int64})
+    assert program.predicted.dtype == torch.int64 and program.eye.dtype == program.one_hot.dtype == torch.float64
+    # each buffer at its final size when built, so that no step allocates
+    assert program.log_probs.shape == program.one_hot.shape == (8, 4) and program.predicted.shape == (8,)
+    if low:
+        assert program.grad_twin.dtype == torch.bfloat16
+
+
+def test_the_backward_pass_stops_at_the_first_product():
+    """Nobody needs the gradient of the batch, nor of the dropout before the first layer: the backward
+    pass reads the first layer's input (the dropped-out batch, for the weight gradient) and writes no
+    tensor shaped like the batch of its own."""
+    model = build_model(SPEC_INPUT_DROPOUT, 11, 4)
+    flat = flatten_parameters(model)
+    program = _Program(model, 8, flat.grad, private_ops())
+    forward = [t for t in _bound_tensors(program.forward) if tuple(t.shape) == (8, 11)]
+    backward = [t for t in _bound_tensors(program.backward) if tuple(t.shape) == (8, 11)]
+    assert len(forward) >= 2 and backward  # the mask and the dropped-out batch; the latter read by backward
+    assert all(any(t is f for f in forward) for t in backward)
+
+
+def test_an_fp32_program_copies_nothing_and_without_smoothing_targets_one_hot_rows():
+    """In fp32 the products read the dropout masks where they were drawn (copies and casts are for
+    bf16 products only); without label smoothing the targets are the identity's rows."""
+    model = build_model(SPEC, 11, 4)  # dropout after a product: bf16 products would cast its mask
+    flat = flatten_parameters(model)
+    program = _Program(model, 8, flat.grad, private_ops())
+    names = [getattr(call.func if isinstance(call, partial) else call, "__name__", "") for call in program.forward]
+    assert "copy_" not in names and "draw_mask" in names
+    assert torch.equal(program.eye, torch.eye(4))
+
+
+def test_a_float64_model_gets_float64_gradients_equal_to_autograds():
+    x, y = torch.rand(8, 11, dtype=torch.float64), torch.randint(0, 4, (8,))
+    grads = []
+    for kind in (ManualGradients, AutogradGradients):
+        model = build_model(SPEC, 11, 4).to(torch.float64)
+        flat = flatten_parameters(model)
+        model.seed_dropout(3)
+        model.train()
+        step = (ManualGradients(model, 8, flat.grad) if kind is ManualGradients else
+                AutogradGradients(model, make_loss("categorical_crossentropy", "softmax"), flat.grad, resolve_runtime("cpu")))
+        step(x, y)
+        grads.append(flat.grad.clone())
+    assert grads[0].dtype == torch.float64 and grads[0].abs().sum() > 0
+    # fp32's tolerance: AutogradGradients computes the loss in fp32 (`outputs.float()`), as mixed precision needs
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-7)

@@ -185,6 +185,42 @@ def test_loaded_moments_move_to_the_parameters_device():
     assert again.state[p]["step"].device.type == "meta"  # the fused kernel reads it there, as torch.optim loads it
 
 
+@pytest.fixture
+def float64_default():
+    """torch's default dtype set to float64, as a notebook may, and set back."""
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(torch.float32)
+
+
+@pytest.mark.parametrize("make", [FlatRMSprop, FlatAdam, lambda params: FlatAdam(params, decoupled=True)],
+                         ids=["rmsprop", "adam", "adamw"])
+def test_the_fused_kernel_gets_every_tensor_on_the_parameters_device(make, monkeypatch, float64_default):
+    """Moments, step counts and RMSprop's parked step are made where the parameters live (torch's
+    `meta` device stands in for a GPU; the fused kernels accept it and compute nothing): a step
+    tensor left on the CPU would fail on a GPU's kernel. Nor do they follow torch's default dtype:
+    float32 parameters get float32 steps, as torch.optim makes them."""
+    seen = []
+    for name in ("_fused_adam_", "_fused_adamw_"):
+        def spy(*args, real=getattr(torch, name), **kwargs):
+            seen.extend(t for arg in args for t in (arg if isinstance(arg, list) else [arg]) if isinstance(t, torch.Tensor))
+            return real(*args, **kwargs)
+        monkeypatch.setattr(torch, name, spy)
+    p = torch.nn.Parameter(torch.zeros(6, device="meta", dtype=torch.float32))
+    p.grad = torch.zeros(6, device="meta", dtype=torch.float32)
+    optimizer = make([p])
+    optimizer.step()
+    optimizer.step()
+    assert len(seen) == 10 and all(t.device.type == "meta" for t in seen), [t.device for t in seen]
+    assert all(t.dtype == torch.float32 for t in seen), [t.dtype for t in seen]
+    assert all(t.dtype == torch.float32 for t in optimizer.state[p].values())
+
+
+def test_a_weight_copy_lives_on_its_masters_device():
+    copy = WeightCopy(torch.zeros(6, device="meta"))
+    assert copy.copy.device.type == "meta" and copy.copy.dtype == torch.bfloat16
+
+
 @pytest.mark.parametrize("make", [FlatRMSprop, FlatAdam], ids=["rmsprop", "adam"])
 def test_the_step_count_counts_each_step_once(make):
     """torch.optim's RMSprop and Adam keep `step`, a float32 scalar counting the updates; a resumed

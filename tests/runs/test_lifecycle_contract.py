@@ -418,6 +418,27 @@ def test_augmenting_images_that_are_not_square_is_refused_naming_their_shape(tmp
     dataset = Dataset("oblong", images[:50], np.arange(50) % 2, images[50:], np.arange(10) % 2, ("a", "b"), "made here")
     with pytest.raises(ConfigError, match="^training.augment needs square images, got 12 × 20$"):
         train_run(tiny(augment={"shift": 1.0}), out=tmp_path / "r", dataset=dataset, verbose=0)
+    assert not (tmp_path / "r").exists()  # refused before the folder was made (it was left "running")
+
+
+class BugAtStart(Callback):
+    """Raises at the start of training while `armed` (a resume must bring the callbacks it started with)."""
+
+    def __init__(self, armed):
+        self.armed = armed
+
+    def on_train_begin(self, state):
+        if self.armed:
+            raise RuntimeError("a bug")
+
+
+def test_a_run_that_meets_a_bug_says_it_failed_raises_it_and_resumes(data, tmp_path):
+    with pytest.raises(RuntimeError, match="^a bug$"):
+        train_run(tiny(), out=tmp_path / "r", dataset=data, verbose=0, callbacks=(BugAtStart(True),))
+    info = read(tmp_path / "r" / "run.json")
+    assert info["status"] == "failed" and info["error"] == "RuntimeError: a bug" and UTC_SECONDS.match(info["failed"])
+    resumed = resume_run(tmp_path / "r", dataset=data, verbose=0, callbacks=(BugAtStart(False),))  # the bug fixed
+    assert resumed.ok and read(tmp_path / "r" / "run.json")["status"] == "finished"
 
 
 def test_a_refit_that_goes_non_finite_makes_the_run_non_finite(data, tmp_path, monkeypatch):

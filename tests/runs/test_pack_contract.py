@@ -201,6 +201,17 @@ def test_a_pack_stopped_before_its_first_epoch_marks_every_run(digits012, tmp_pa
         assert json.loads((plan.out / "run.json").read_text())["status"] == status
 
 
+def test_a_pack_that_meets_a_bug_marks_every_run_failed_and_raises_it(digits012, tmp_path):
+    """An unexpected exception is not turned into a result (it is a bug to see), but no run.json is
+    left saying "running" for ever."""
+    plans = [RunPlan(_config(), tmp_path / f"seed{s}", seed=s, limit=LIMIT) for s in range(2)]
+    with pytest.raises(RuntimeError, match="^a bug$"):
+        start_pack(plans, dataset=digits012, verbose=0, callbacks=[(), (RaiseAtStart(RuntimeError("a bug")),)])
+    for plan in plans:
+        info = json.loads((plan.out / "run.json").read_text())
+        assert info["status"] == "failed" and info["error"] == "RuntimeError: a bug" and info["failed"]
+
+
 def test_plans_that_cannot_form_a_pack_are_refused_by_name(digits012, tmp_path):
     a, b = RunPlan(_config(), tmp_path / "a", limit=LIMIT), RunPlan(_config(), tmp_path / "b", limit=LIMIT // 2)
     with pytest.raises(ConfigError, match=f"^{re.escape(str(b.out))}: a pack's runs must share dataset, --limit and "

@@ -30,6 +30,7 @@ from mlplab.runs.run_dir import HistoryWriter, RunDir
 from mlplab.safeio import atomic_write_text, read_json, write_json
 from mlplab.training import History, Runtime, evaluate, fit, resolve_runtime, standard_callbacks
 from mlplab.training.callbacks import Callback
+from mlplab.training.augment import resolve_image_shape
 from mlplab.training.checkpoint import read_checkpoint_extra
 from mlplab.training.config import TrainingConfig
 from mlplab.training.gradients import describe as describe_gradients
@@ -102,6 +103,7 @@ def start_run(
     if dataset is None:
         dataset = load_run_dataset(config.dataset, data_dir=plan.data_dir, limit=plan.limit)
     data = prepare_data(dataset, config.training.validation_split, config.training.seed, plan.validate_on)
+    check_augmentable(config.training, dataset)
     model = build_model(config.model, dataset.num_features, dataset.num_classes, seed=config.training.seed)
     runtime = runtime.for_model(model, config.training.batch_size)  # "auto": measured once, recorded below
     if verbose and runtime.choice is not None and runtime.choice.note():
@@ -111,6 +113,12 @@ def start_run(
         record_start(run, plan, dataset, runtime, model)
         return _execute(_Job(run=run, config=config, model=model, dataset=dataset, data=data, runtime=runtime,
                              verbose=verbose, stream=stream, resume_from=None, callbacks=tuple(callbacks)))
+
+
+def check_augmentable(training: TrainingConfig, dataset: Dataset) -> None:
+    """Refuse, before the run's folder exists, images that `fit` could not augment (not square)."""
+    if training.augment is not None and training.augment.active:
+        resolve_image_shape(dataset.num_features, dataset.image_shape)
 
 
 def record_start(run: RunDir, plan: RunPlan, dataset: Dataset, runtime: Runtime, model: MLP, **extra: Any) -> None:
@@ -237,6 +245,14 @@ def _execute(job: _Job) -> RunResult:
         return interrupted_outside_training(run)
     except StorageError as exc:
         return storage_failed(run, exc)
+    except Exception as exc:
+        failed_unexpectedly(run, exc)
+        raise
+
+
+def failed_unexpectedly(run: RunDir, exc: Exception) -> None:
+    """A bug, or a refusal that came too late: run.json says so, instead of "running" for ever."""
+    _mark(run, status="failed", failed=_now(), error=f"{type(exc).__name__}: {exc}")
 
 
 def interrupted_outside_training(run: RunDir) -> RunResult:

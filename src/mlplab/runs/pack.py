@@ -28,8 +28,8 @@ from mlplab.data.preprocess import flatten_scale, train_val_split
 from mlplab.errors import ConfigError, StorageError
 from mlplab.model.build import build_model
 from mlplab.runs.lifecycle import (
-    Refit, _Job, interrupted_outside_training, interrupted_run, load_run_dataset, prepare_data, record_start,
-    run_callbacks, save_run, start_run, storage_failed, wants_refit,
+    Refit, _Job, failed_unexpectedly, interrupted_outside_training, interrupted_run, load_run_dataset, prepare_data,
+    record_start, run_callbacks, save_run, start_run, storage_failed, wants_refit,
 )
 from mlplab.runs.plan import RunPlan
 from mlplab.runs.result import RunResult
@@ -101,6 +101,10 @@ def start_pack(
             return [interrupted_outside_training(job.run) for job in jobs]
         except StorageError as exc:
             return [storage_failed(job.run, exc) for job in jobs]
+        except Exception as exc:
+            for job in jobs:
+                failed_unexpectedly(job.run, exc)
+            raise
 
 
 def _train(jobs: list[_Job], members: list[PackMember], features: np.ndarray, labels: np.ndarray) -> list[RunResult]:

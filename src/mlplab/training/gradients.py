@@ -272,8 +272,7 @@ class _Program:
             grad = new(rows, self.log_probs.shape[1])  # rounding (softmax - one_hot) / rows as autograd does
             calls.append(partial(torch.mul, self.log_probs, scale, out=grad))
             scale = 1.0
-        first = next(i for i, record in enumerate(records) if record[0] == "linear")
-        for kind, *args in reversed(records[first:]):  # ops before the first product need no gradient
+        for kind, *args in reversed(records):  # ends at the first product: what comes before needs no gradient
             if kind == "linear":
                 module, weight, source, first_product = args
                 weight_grad, bias_grad = self._gradient_of(module.weight), self._gradient_of(module.bias)

@@ -41,15 +41,19 @@ def test_running_mean_after_one_batch_follows_kerass_formula():
 
 
 def test_eval_mode_normalises_with_the_running_statistics_and_epsilon():
+    """Running statistics, epsilon and the learned scale (gamma) and shift (beta), in eval mode and in
+    the inference path predictions take (`predict_logits`, which skips the mode switch)."""
     spec = ModelSpec(layers=[Dense(units=4, activation="linear"), BatchNorm(epsilon=0.5)])
     model = build_model(spec, 3, 2, seed=0)
     (bn,) = _batch_norms(model)
     with torch.no_grad():
         bn.running_mean.copy_(torch.tensor([1.0, -1.0, 0.5, 0.0]))
         bn.running_var.copy_(torch.tensor([4.0, 1.0, 0.25, 2.0]))
+        bn.weight.copy_(torch.tensor([2.0, 0.5, 1.0, -1.0]))  # as training leaves them, not torch's 1 and 0
+        bn.bias.copy_(torch.tensor([0.1, -0.2, 0.3, 0.0]))
     x = torch.randn(7, 3, generator=torch.Generator().manual_seed(2))
     dense = model.layers[0](x)
-    expected = (dense - bn.running_mean) / torch.sqrt(bn.running_var + 0.5)
+    expected = (dense - bn.running_mean) / torch.sqrt(bn.running_var + 0.5) * bn.weight + bn.bias
     model.eval()
     torch.testing.assert_close(model.layers[1](dense), expected)
     torch.testing.assert_close(model.predict_logits(x), model.layers[2](expected))

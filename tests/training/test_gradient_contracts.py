@@ -246,3 +246,20 @@ def test_a_float64_model_gets_float64_gradients_equal_to_autograds():
     assert grads[0].dtype == torch.float64 and grads[0].abs().sum() > 0
     # fp32's tolerance: AutogradGradients computes the loss in fp32 (`outputs.float()`), as mixed precision needs
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-7)
+
+
+def test_a_step_writes_into_the_buffers_allocated_when_the_program_was_built():
+    """Predictions and targets land in the program's own buffers, so a step allocates none of its own."""
+    model = build_model(SPEC, 11, 4)
+    flat = flatten_parameters(model)
+    program = _Program(model, 8, flat.grad, private_ops())
+    predicted, one_hot = program.predicted, program.one_hot
+    predicted.fill_(-1)
+    one_hot.fill_(float("nan"))
+    x, y = torch.rand(8, 11), torch.tensor([0, 1, 2, 3, 3, 2, 1, 0])
+    with torch.no_grad():  # as ManualGradients runs it
+        program.run(x, y)
+    assert program.predicted is predicted and program.one_hot is one_hot
+    assert torch.equal(predicted, program.logits.argmax(1))
+    assert torch.equal(one_hot, torch.eye(4)[y])
+    assert program.x is None  # the batch is not kept alive between steps

@@ -184,7 +184,10 @@ def test_ctrl_c_in_a_pack_leaves_every_run_resumable_from_its_last_epoch(digits0
         assert checkpoint.is_file()
         assert result.message == (f"interrupted by SIGINT; the state after epoch 1 is saved in {checkpoint}."
                                   f" Resume with: mlplab train --resume {plan.out}")
-        assert json.loads((plan.out / "run.json").read_text())["status"] == "interrupted"
+        info = json.loads((plan.out / "run.json").read_text())
+        # the time trained so far, which the resumed run adds to its own (each run waited for the whole pack)
+        assert info["status"] == "interrupted" and info["train_seconds"] > 0
+    assert len({json.loads((plan.out / "run.json").read_text())["train_seconds"] for plan in plans}) == 1
 
 
 @pytest.mark.parametrize(("exc", "status", "message"), [

@@ -156,6 +156,7 @@ def test_ctrl_c_during_the_refit_then_resume_keeps_the_early_stopping_decision(m
     assert result.history.epochs_run == 2 and result.history.kept_epoch == 1  # the validation run's
     assert result.message == (f"interrupted by SIGTERM; it was refitting on all training data (the refit starts again). "
                               f"Resume with: mlplab train --resume {tmp_path / 'r'}")
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["train_seconds"] > 0  # the validation run's time
     resumed = resume_run(tmp_path / "r", dataset=data, verbose=0)
     assert resumed.cause is StopCause.EARLY_STOPPED and resumed.metrics["epochs_run"] == 2
     assert weights(tmp_path / "r") == weights(tmp_path / "straight")

@@ -350,17 +350,39 @@ def test_a_run_json_without_a_dataset_record_resumes_on_the_configs_dataset_whol
     assert asked == [("mnist", tmp_path, None)]
 
 
+class TenSecondClock:
+    """The run layer's `time`: each `perf_counter()` is 10 s after the last, so a session's training
+    (read at its start and end) lasts exactly 10 s."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 10.0
+        return self.now
+
+
 def test_a_resumed_run_counts_the_time_trained_before_it_was_interrupted(data, tmp_path, monkeypatch, signal_when):
     """Before: nothing wrote train_seconds until a run finished, so a resumed run reported only the
-    time since it resumed."""
+    time since it resumed. Each session adds its 10 s to what run.json holds; a run whose process
+    died after a checkpoint holds none (nothing recorded it), and counts from 0."""
+    import mlplab.runs.lifecycle as lifecycle
+
+    monkeypatch.setattr(lifecycle, "time", TenSecondClock())
+    run_json = tmp_path / "r" / "run.json"
     with monkeypatch.context() as patch:
-        signal_when(patch, HistoryWriter, lambda state, row: row["epoch"] == 1)
-        train_run(tiny(), out=tmp_path / "r", dataset=data, limit=LIMIT, verbose=0)
-    earlier = read(tmp_path / "r" / "run.json")["train_seconds"]
-    assert earlier > 0
+        signal_when(patch, HistoryWriter, lambda state, row: row["epoch"] in (1, 2, 3))
+        train_run(tiny(epochs=4), out=tmp_path / "r", dataset=data, limit=LIMIT, verbose=0)
+        assert read(run_json)["train_seconds"] == 10.0
+        resume_run(tmp_path / "r", dataset=data, verbose=0)  # stopped again after epoch 2
+        assert read(run_json)["train_seconds"] == 20.0
+        info = read(run_json)
+        del info["train_seconds"]  # as if killed after epoch 2's checkpoint, before anything recorded it
+        run_json.write_text(json.dumps(info))
+        resume_run(tmp_path / "r", dataset=data, verbose=0)  # stopped after epoch 3
+        assert read(run_json)["train_seconds"] == 10.0
     resumed = resume_run(tmp_path / "r", dataset=data, verbose=0)
-    assert resumed.metrics["train_seconds"] > earlier
-    assert read(tmp_path / "r" / "run.json")["train_seconds"] == resumed.metrics["train_seconds"]
+    assert resumed.ok and resumed.metrics["train_seconds"] == 20.0 == read(run_json)["train_seconds"]
 
 
 # --- the other ways a run ends ------------------------------------------------------------------
@@ -388,11 +410,11 @@ def test_a_pack_member_stopped_with_the_others_but_without_a_signal_of_its_own_r
 
     run = RunDir(tmp_path)
     run.update_info(status="running")
-    result = interrupted_run(run, History())
+    result = interrupted_run(run, History(), seconds=12.5)
     assert result.signal == "SIGINT" and result.exit_status == 130
     assert result.message == (f"interrupted by SIGINT; the state after epoch 0 is saved in {tmp_path / 'checkpoint.safetensors'}. "
                               f"Resume with: mlplab train --resume {tmp_path}")
-    assert run.read_info()["status"] == "interrupted"
+    assert run.read_info()["status"] == "interrupted" and run.read_info()["train_seconds"] == 12.5
 
 
 def test_the_refit_builds_the_model_for_the_datas_classes(tmp_path, capsys):

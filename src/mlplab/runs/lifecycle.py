@@ -290,7 +290,7 @@ def _fit_and_save(job: _Job) -> RunResult:
     return save_run(job, history, wall, refit)
 
 
-def interrupted_run(run: RunDir, history: History, *, seconds: float | None = None) -> RunResult:
+def interrupted_run(run: RunDir, history: History, *, seconds: float) -> RunResult:
     """`seconds`: the run's training time so far, kept in run.json for the resumed run to add to."""
     return _interrupted(run, history, f"the state after epoch {_last_saved_epoch(run)} is saved in {run.checkpoint}",
                         seconds=seconds)
@@ -381,10 +381,9 @@ def stop_cause(history: History) -> StopCause:
     return StopCause.COMPLETED
 
 
-def _interrupted(run: RunDir, history: History, where: str, signal: str | None = None, *,
-                 seconds: float | None = None) -> RunResult:
+def _interrupted(run: RunDir, history: History, where: str, signal: str | None = None, *, seconds: float) -> RunResult:
     signal = signal or history.interrupted or "SIGINT"
-    run.update_info(status="interrupted", interrupted=_now(), **({} if seconds is None else {"train_seconds": seconds}))
+    run.update_info(status="interrupted", interrupted=_now(), train_seconds=seconds)
     message = f"interrupted by {signal}; {where}. Resume with: mlplab train --resume {run.path}"
     return RunResult(run, StopCause.INTERRUPTED, history, message=message, signal=signal)
 

@@ -18,6 +18,11 @@ def test_flatten_scale():
     assert out.min() == 0.0 and out.max() == 1.0
 
 
+def test_flatten_scale_of_no_images_is_an_empty_table_of_the_right_width():
+    out = flatten_scale(np.zeros((0, 28, 28), np.uint8))  # e.g. a slice that selects nothing
+    assert out.shape == (0, 784) and out.dtype == np.float32
+
+
 @pytest.mark.parametrize("bad", [np.zeros((2, 3, 3), np.float32), np.zeros((4, 9), np.uint8)])
 def test_flatten_scale_refuses_what_is_not_raw_images(bad):
     with pytest.raises(ValueError, match=str(bad.dtype) if bad.dtype != np.uint8 else r"\(4, 9\)"):

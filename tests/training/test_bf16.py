@@ -269,40 +269,6 @@ def test_run_json_records_requested_chosen_and_the_probe(monkeypatch, mnist, tmp
     assert result.metrics["test_accuracy"] > 0.2  # it learned (chance is 0.1; 5 steps of RMSprop)
 
 
-def test_a_resumed_auto_run_keeps_the_precision_it_started_with(monkeypatch, mnist, interrupt_after, tmp_path):
-    """The probe chose bf16 when the run started; on resume a new probe would choose fp32 (on a CPU
-    without bf16 units it always does), but the run must go on in bf16 and end as an uninterrupted one."""
-    from mlplab.runs import resume_run, train_run
-
-    monkeypatch.setattr(device, "cpu_has_bf16_units", lambda: True)
-    config = load_config("tutorial-50-25").with_overrides({"training.epochs": 2, "training.validation_split": 0.0})
-    fast_bf16 = resolve_runtime("cpu", "auto", 1, probe=fake_probe(2.5))
-    data = mnist.subset(train=500, test=500)
-    straight = train_run(config, out=tmp_path / "straight", dataset=data, runtime=fast_bf16, verbose=0)
-    stopped = train_run(config, out=tmp_path / "run", dataset=data, runtime=fast_bf16, verbose=0,
-                        callbacks=(interrupt_after(1),))
-    assert not stopped.ok
-    slow_bf16 = resolve_runtime("cpu", "auto", 1, probe=fake_probe(0.5))
-    resumed = resume_run(tmp_path / "run", dataset=data, runtime=slow_bf16, verbose=0,
-                         callbacks=(interrupt_after(99),))  # the callbacks it was checkpointed with
-    assert resumed.ok, resumed.message
-    recorded = json.loads((tmp_path / "run" / "run.json").read_text())["runtime"]
-    assert recorded["precision"] == "bf16"
-    assert resumed.metrics["test_loss"] == straight.metrics["test_loss"]
-    assert (tmp_path / "run" / "model.safetensors").read_bytes() == (tmp_path / "straight" / "model.safetensors").read_bytes()
-
-
-def test_evaluate_run_scores_a_bf16_run_in_bf16(data_dir, tmp_path):
-    from mlplab.runs import evaluate_run, train_run
-
-    config = load_config("tutorial-50-25").with_overrides({"training.epochs": 1})
-    result = train_run(config, out=tmp_path / "run", dataset="mnist", limit=600,
-                       runtime=resolve_runtime("cpu", "bf16", 1), verbose=0)
-    scores = evaluate_run(tmp_path / "run")
-    assert scores["test_loss"] == result.metrics["test_loss"]  # bf16 again: fp32 differs in the last digits
-    assert scores["test_accuracy"] == result.metrics["test_accuracy"]
-
-
 def _interrupted_run(config, data, runtime, interrupt_after, tmp_path):
     """The same run straight and interrupted after epoch 1: (straight result, the interrupted run's folder)."""
     from mlplab.runs import train_run
@@ -316,6 +282,37 @@ def _interrupted_run(config, data, runtime, interrupt_after, tmp_path):
 
 def _same_model(run, straight):
     return (run / "model.safetensors").read_bytes() == (straight.run.path / "model.safetensors").read_bytes()
+
+
+def test_a_resumed_auto_run_keeps_the_precision_it_started_with(monkeypatch, mnist, interrupt_after, tmp_path):
+    """The probe chose bf16 when the run started; on resume a new probe would choose fp32 (on a CPU
+    without bf16 units it always does), but the run must go on in bf16 and end as an uninterrupted one."""
+    from mlplab.runs import resume_run
+
+    monkeypatch.setattr(device, "cpu_has_bf16_units", lambda: True)
+    config = load_config("tutorial-50-25").with_overrides({"training.epochs": 2, "training.validation_split": 0.0})
+    fast_bf16 = resolve_runtime("cpu", "auto", 1, probe=fake_probe(2.5))
+    data = mnist.subset(train=500, test=500)
+    straight, run = _interrupted_run(config, data, fast_bf16, interrupt_after, tmp_path)
+    slow_bf16 = resolve_runtime("cpu", "auto", 1, probe=fake_probe(0.5))
+    resumed = resume_run(run, dataset=data, runtime=slow_bf16, verbose=0,
+                         callbacks=(interrupt_after(99),))  # the callbacks it was checkpointed with
+    assert resumed.ok, resumed.message
+    recorded = json.loads((run / "run.json").read_text())["runtime"]
+    assert recorded["precision"] == "bf16"
+    assert resumed.metrics["test_loss"] == straight.metrics["test_loss"]
+    assert _same_model(run, straight)
+
+
+def test_evaluate_run_scores_a_bf16_run_in_bf16(data_dir, tmp_path):
+    from mlplab.runs import evaluate_run, train_run
+
+    config = load_config("tutorial-50-25").with_overrides({"training.epochs": 1})
+    result = train_run(config, out=tmp_path / "run", dataset="mnist", limit=600,
+                       runtime=resolve_runtime("cpu", "bf16", 1), verbose=0)
+    scores = evaluate_run(tmp_path / "run")
+    assert scores["test_loss"] == result.metrics["test_loss"]  # bf16 again: fp32 differs in the last digits
+    assert scores["test_accuracy"] == result.metrics["test_accuracy"]
 
 
 def test_a_bf16_run_resumed_without_a_runtime_goes_on_in_bf16(mnist, interrupt_after, tmp_path):

@@ -59,7 +59,7 @@ def prepare_data(dataset: Dataset, validation_split: float, seed: int, validate_
     y_train = dataset.y_train.astype(np.int64)
     if len(dataset.y_test) == 0:
         raise ConfigError(f"{dataset.name}: the test set is empty")
-    if len(y_train) == 0:  # checked before scaling: NumPy cannot flatten an empty stack of images
+    if len(y_train) == 0:  # checked first: the split and the messages below assume training images
         raise ConfigError(f"{dataset.name}: the training set is empty")
     test = (flatten_scale(dataset.x_test), dataset.y_test.astype(np.int64))
     if validate_on == "test":
